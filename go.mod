@@ -1,0 +1,3 @@
+module flush-manager
+
+go 1.26

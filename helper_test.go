@@ -1,0 +1,601 @@
+package main
+
+// This file holds what integration tests share: the built binaries, the
+// helper programs the test binary plays as manager's child, and a handle on
+// a running manager whose output lines can be waited for.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// runHelper runs the helper program named by args[0] and returns its exit
+// code. Each prints a "ready pid=N" line once it can be acted on.
+func runHelper(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "helper: no helper named")
+		return 2
+	}
+	name, args := args[0], args[1:]
+	arg := func(i int) string {
+		if i < len(args) {
+			return args[i]
+		}
+		return ""
+	}
+	switch name {
+	case "exit": // exit N
+		n, _ := strconv.Atoi(arg(0))
+		ready()
+		return n
+	case "kill-self": // kill-self SIG: die by a signal
+		sig, _ := parseSignal(arg(0))
+		ready()
+		syscall.Kill(os.Getpid(), sig)
+		block()
+	case "sleep":
+		ready()
+		block()
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		ready()
+		block()
+	case "signals": // report each signal; TERM or INT end it
+		return reportSignals()
+	case "group": // signals, plus a grandchild in the same group doing the same
+		if _, err := spawnHelper(os.Stdout, "signals"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return reportSignals()
+	case "leave": // leave HELPER [ARG...]: exit 0 once that helper, left behind, is ready
+		out, err := spawnHelper(nil, args...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		fmt.Printf("ready pid=%d grandchild %s", os.Getpid(), line)
+		return 0
+	case "trap-term": // trap-term FILE: on TERM, write FILE and exit 0
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM)
+		ready()
+		<-c
+		if err := os.WriteFile(arg(0), []byte(fmt.Sprintf("saved by %d\n", os.Getpid())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	case "orphans": // orphans N: leave N orphans that all exit at once; USR1 ends it with 3
+		n, _ := strconv.Atoi(arg(0))
+		return makeOrphans(n)
+	case "readline": // echo one line of standard input, then wait for more
+		ready()
+		r := bufio.NewReader(os.Stdin)
+		line, err := r.ReadString('\n')
+		fmt.Printf("read: %q %v\n", strings.TrimSpace(line), err)
+		io.Copy(io.Discard, r)
+		return 0
+	case "id":
+		fmt.Printf("ready pid=%d uid=%d gid=%d\n", os.Getpid(), os.Getuid(), os.Getgid())
+		return 0
+	case "app": // app LOCK CONF [ignore-term]: a restartable program
+		return runApp(arg(0), arg(1), arg(2))
+	case "check-config": // check-config FILE: fail if FILE says "bad"
+		b, err := os.ReadFile(arg(0))
+		if err != nil || strings.Contains(string(b), "bad") {
+			fmt.Fprintf(os.Stderr, "check-config: %s is bad\n", arg(0))
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "helper: unknown helper %q\n", name)
+	return 2
+}
+
+func ready() { fmt.Printf("ready pid=%d\n", os.Getpid()) }
+
+// block waits forever; signals decide how the helper ends.
+func block() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// spawnHelper starts another helper in the same process group, its output
+// going to out, or to a pipe it returns when out is nil.
+func spawnHelper(out *os.File, args ...string) (io.Reader, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	var r io.Reader
+	if out != nil {
+		cmd.Stdout = out
+	} else if r, err = cmd.StdoutPipe(); err != nil {
+		return nil, err
+	}
+	return r, cmd.Start()
+}
+
+// reportSignals prints each signal it receives until TERM or INT.
+func reportSignals() int {
+	c := make(chan os.Signal, 64)
+	signal.Notify(c, append(forwardedSignals(), syscall.SIGTERM, syscall.SIGINT)...)
+	ready()
+	for s := range c {
+		fmt.Printf("got %s pid=%d\n", signalName(s.(syscall.Signal)), os.Getpid())
+		if s == syscall.SIGTERM || s == syscall.SIGINT {
+			return 0
+		}
+	}
+	return 1
+}
+
+// runApp is a program to restart: it holds an exclusive lock on lock for its
+// whole life, so that two of them running at once is caught by the second
+// ("overlap"), and prints its config's content at start and on SIGHUP.
+func runApp(lock, conf, mode string) int {
+	f, err := os.OpenFile(lock, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Printf("overlap pid=%d\n", os.Getpid())
+		return 99
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if mode == "ignore-term" {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	b, _ := os.ReadFile(conf)
+	fmt.Printf("start pid=%d conf=%q\n", os.Getpid(), b)
+	for range hup {
+		b, _ := os.ReadFile(conf)
+		fmt.Printf("hup pid=%d conf=%q\n", os.Getpid(), b)
+	}
+	return 0
+}
+
+// makeOrphans leaves n processes whose parent has exited, all blocked on one
+// pipe, then releases them at once by closing its end, and waits for SIGUSR1
+// to exit 3. The orphans are raw fork(2)s of this process: far cheaper than
+// n programs, and they run only raw system calls before they exit.
+func makeOrphans(n int) int {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	middle, err := forkOrphans(n, p[0], p[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fork:", err)
+		return 1
+	}
+	var ws syscall.WaitStatus
+	syscall.Wait4(middle, &ws, 0, nil) // the orphans' parent, gone: they are orphans now
+	syscall.Close(p[1])
+	syscall.Close(p[0])
+	fmt.Printf("ready pid=%d released %d orphans\n", os.Getpid(), n)
+	<-usr1
+	return 3
+}
+
+// forkOrphans forks a middle process that forks n children blocked reading
+// r, then exits; clone(2) with only SIGCHLD is fork(2). Only raw system
+// calls run in the forked processes: the Go runtime's other threads do not
+// exist there, so nothing may allocate, lock or grow the stack.
+//
+//go:norace
+func forkOrphans(n, r, w int) (int, error) {
+	pid, _, e := syscall.RawSyscall(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	if pid != 0 {
+		return int(pid), nil
+	}
+	var buf [1]byte
+	for i := 0; i < n; i++ {
+		c, _, _ := syscall.RawSyscall(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0)
+		if c == 0 {
+			syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(w), 0, 0)
+			syscall.RawSyscall(syscall.SYS_READ, uintptr(r), uintptr(unsafe.Pointer(&buf[0])), 1)
+			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+		}
+	}
+	syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+	return 0, nil
+}
+
+// Built binaries, shared by every integration test of this run. They live in
+// a world-readable directory so that a manager running as another user can
+// execute them.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries returns the paths of manager, built static from this package,
+// and of the helper (this test binary).
+func binaries(t *testing.T) (manager, helper string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "flush-manager-test-"); buildErr != nil {
+			return
+		}
+		if buildErr = os.Chmod(binDir, 0o755); buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(binDir, "manager"), ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildErr = copyFile(exe, filepath.Join(binDir, "helper"), 0o755)
+	})
+	if buildErr != nil {
+		t.Fatalf("building binaries: %v", buildErr)
+	}
+	return filepath.Join(binDir, "manager"), filepath.Join(binDir, "helper")
+}
+
+func removeBinaries() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, mode)
+}
+
+// lines collects the lines a process writes, for tests to wait on.
+type lines struct {
+	mu      sync.Mutex
+	all     []string
+	eof     bool
+	changed chan struct{} // closed and replaced at each new line
+}
+
+func readLines(r io.Reader) *lines {
+	l := &lines{changed: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			l.add(sc.Text(), false)
+		}
+		l.add("", true)
+	}()
+	return l
+}
+
+func (l *lines) add(s string, eof bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if eof {
+		l.eof = true
+	} else {
+		l.all = append(l.all, s)
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// snapshot returns the lines so far, and a channel closed at the next one.
+func (l *lines) snapshot() ([]string, <-chan struct{}, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all, l.changed, l.eof
+}
+
+// String is every line so far, for failure messages.
+func (l *lines) String() string {
+	all, _, _ := l.snapshot()
+	return strings.Join(all, "\n")
+}
+
+// matching returns the lines matching re so far.
+func (l *lines) matching(re string) []string {
+	rx := regexp.MustCompile(re)
+	all, _, _ := l.snapshot()
+	var out []string
+	for _, s := range all {
+		if rx.MatchString(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// waitN waits until n lines match re and returns them.
+func (l *lines) waitN(t *testing.T, n int, re string, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.NewTimer(boundTimeout(t, timeout))
+	defer deadline.Stop()
+	for {
+		_, changed, eof := l.snapshot()
+		if got := l.matching(re); len(got) >= n {
+			return got
+		}
+		if eof {
+			t.Fatalf("output ended without %d lines matching %q; got:\n%s", n, re, l)
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("no %d lines matching %q within %v; got:\n%s", n, re, timeout, l)
+		}
+	}
+}
+
+// wait waits for a line matching re and returns its submatches.
+func (l *lines) wait(t *testing.T, re string, timeout time.Duration) []string {
+	t.Helper()
+	got := l.waitN(t, 1, re, timeout)
+	return regexp.MustCompile(re).FindStringSubmatch(got[0])
+}
+
+// boundTimeout keeps a wait inside the test binary's own deadline, so that a
+// hang fails the test with its output rather than killing the whole run.
+func boundTimeout(t *testing.T, d time.Duration) time.Duration {
+	if dl, ok := t.Deadline(); ok {
+		if left := time.Until(dl) - 5*time.Second; left < d {
+			return max(left, time.Second)
+		}
+	}
+	return d
+}
+
+// runOpts says how to start a manager.
+type runOpts struct {
+	pid1  bool     // as PID 1 of a new PID namespace
+	uid   int      // run as this uid and gid; 0 keeps the test's
+	env   []string // added to the environment
+	stdin *os.File
+	attr  func(*syscall.SysProcAttr) // last adjustments, e.g. a terminal
+}
+
+// proc is a running manager.
+type proc struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	started time.Time
+	stdout  *lines // the child's output
+	stderr  *lines // manager's log
+	done    chan struct{}
+	code    int // exit code, or 128+N if signal N killed it; valid once done is closed
+}
+
+// startManager runs the built manager with args.
+func startManager(t *testing.T, o runOpts, args ...string) *proc {
+	t.Helper()
+	manager, _ := binaries(t)
+	if o.pid1 {
+		requirePIDNamespace(t)
+	}
+	cmd := exec.Command(manager, args...)
+	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1")
+	cmd.Env = append(cmd.Env, o.env...)
+	cmd.Stdin = o.stdin
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if o.pid1 {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+		if os.Getuid() != 0 {
+			userNamespace(cmd.SysProcAttr)
+		}
+	}
+	if o.uid != 0 {
+		if os.Getuid() != 0 {
+			t.Skipf("running as uid %d needs root; this test runs as uid %d", o.uid, os.Getuid())
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.uid)}
+	}
+	if o.attr != nil {
+		o.attr(cmd.SysProcAttr)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	p := &proc{t: t, cmd: cmd, stdout: readLines(outR), stderr: readLines(errR), done: make(chan struct{})}
+	p.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", manager, err)
+	}
+	outW.Close()
+	errW.Close()
+	go func() {
+		cmd.Wait()
+		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		p.code = exitCode(ws)
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			if t.Failed() {
+				t.Logf("manager still running at the end of the test: killing it; log:\n%s", p.stderr)
+			}
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if !o.pid1 { // a PID namespace dies with its PID 1
+			for _, m := range p.stderr.matching(`child started pid=(\d+)`) {
+				pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(m)[1])
+				syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
+	})
+	return p
+}
+
+// pid is the manager's pid, as seen by the test.
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// signal sends sig to the manager.
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal manager: %v", err)
+	}
+}
+
+// wait waits for the manager to exit and returns its exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(boundTimeout(p.t, timeout)):
+		p.t.Fatalf("manager did not exit within %v; log:\n%s\noutput:\n%s", timeout, p.stderr, p.stdout)
+	}
+	return 0
+}
+
+// exited reports whether the manager has exited.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// childPid waits for the n-th "child started" log line and returns its pid,
+// as seen from inside manager's PID namespace.
+func (p *proc) childPid(n int) int {
+	p.t.Helper()
+	got := p.stderr.waitN(p.t, n, `msg="child started" pid=\d+`, 10*time.Second)
+	pid, _ := strconv.Atoi(regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(got[n-1])[1])
+	return pid
+}
+
+// userNamespace maps the current user to root in a new user namespace, so
+// that an unprivileged test may create a PID namespace.
+func userNamespace(a *syscall.SysProcAttr) {
+	a.Cloneflags |= syscall.CLONE_NEWUSER
+	a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+	a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+}
+
+var (
+	pidNSOnce sync.Once
+	pidNSErr  error
+)
+
+// requirePIDNamespace skips the test, saying why, where this machine forbids
+// new PID namespaces; CI runs as root, where they must work.
+func requirePIDNamespace(t *testing.T) {
+	t.Helper()
+	pidNSOnce.Do(func() {
+		_, helper := binaries(t)
+		cmd := exec.Command(helper, "exit", "0")
+		cmd.Env = append(os.Environ(), "FLUSH_HELPER=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+		if os.Getuid() != 0 {
+			userNamespace(cmd.SysProcAttr)
+		}
+		pidNSErr = cmd.Run()
+	})
+	if pidNSErr != nil {
+		if os.Getuid() == 0 {
+			t.Fatalf("cannot create a PID namespace as root: %v", pidNSErr)
+		}
+		t.Skipf("this machine forbids new PID namespaces to uid %d (%v); run as root to test manager as PID 1", os.Getuid(), pidNSErr)
+	}
+}
+
+// procState reads the state letter and parent of a process from /proc; ok is
+// false once the process is gone.
+func procState(pid int) (state byte, ppid int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	s := string(b)
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ppid, _ = strconv.Atoi(rest[1])
+	return rest[0][0], ppid, true
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	state, _, ok := procState(pid)
+	return ok && state != 'Z' && state != 'X'
+}
+
+// namespaceProcs counts the processes, and the zombies among them, that
+// share the PID namespace of pid.
+func namespaceProcs(pid int) (procs, zombies int) {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return 0, 0
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", n)); err != nil || l != ns {
+			continue
+		}
+		procs++
+		if state, _, ok := procState(n); ok && state == 'Z' {
+			zombies++
+		}
+	}
+	return procs, zombies
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(boundTimeout(t, timeout))
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// Exit codes for a program that cannot be started, as a POSIX shell uses them.
+const (
+	exitNotFound      = 127
+	exitNotExecutable = 126
+)
+
+// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
+const prSetChildSubreaper = 36
+
+// procSpec describes a process to start.
+type procSpec struct {
+	path       string    // resolved executable
+	argv       []string  // argv[0] as the user wrote it
+	files      []uintptr // the new process's fds 0, 1, 2
+	foreground bool      // give it the terminal on fd 0
+}
+
+// launchResult is what the launcher thread reports back for one spec.
+type launchResult struct {
+	pid int
+	err error
+}
+
+// launchReq asks the launcher thread to start one process.
+type launchReq struct {
+	spec  procSpec
+	reply chan launchResult
+}
+
+var (
+	launchOnce sync.Once
+	launchReqs chan launchReq
+)
+
+// launch starts spec in a new process group, from the one goroutine that
+// starts every process. That goroutine is locked to its OS thread for the rest
+// of manager's life because the kernel sends the parent-death signal when the
+// thread that forked the process exits, not the process (prctl(2),
+// PR_SET_PDEATHSIG; golang/go#27505), and Go retires unlocked threads at will.
+// Starting everything from that thread makes the death signal mean "manager
+// died", even when manager is killed with SIGKILL.
+func launch(spec procSpec) (int, error) {
+	launchOnce.Do(func() {
+		launchReqs = make(chan launchReq)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the goroutine never returns
+			for r := range launchReqs {
+				pid, err := forkExec(r.spec)
+				r.reply <- launchResult{pid, err}
+			}
+		}()
+	})
+	reply := make(chan launchResult)
+	launchReqs <- launchReq{spec, reply}
+	r := <-reply
+	return r.pid, r.err
+}
+
+// forkExec starts spec on the calling thread. It never waits: the reaper is
+// the only waiter in manager.
+func forkExec(spec procSpec) (int, error) {
+	attr := &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: spec.files,
+		Sys: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: syscall.SIGKILL,
+			// Foreground makes the child call tcsetpgrp on Ctty (fd 0 here)
+			// before exec; it fails the start when fd 0 is not a terminal,
+			// so it is only asked for when the terminal is manager's.
+			Foreground: spec.foreground,
+			Ctty:       0,
+		},
+	}
+	return syscall.ForkExec(spec.path, spec.argv, attr)
+}
+
+// resolveCommand finds the executable for name the way a shell would: a name
+// with a slash is used as is, any other is looked up in PATH; either must be
+// an executable file.
+func resolveCommand(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if errors.Is(err, exec.ErrDot) {
+		// PATH lists ".": a shell would run the file, and so do we.
+		err = nil
+	}
+	return path, err
+}
+
+// startError explains a failure to start path and returns the exit code that
+// reports it: 127 when there is nothing to run, 126 when it cannot be run.
+func startError(path string, err error) (int, error) {
+	if errors.Is(err, exec.ErrNotFound) {
+		return exitNotFound, errors.New("not found in PATH")
+	}
+	// The caller names the command; only the cause is kept.
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() {
+			// execve says ENOENT for a missing interpreter too: the #! line's
+			// program, or the dynamic loader of a binary copied into an image
+			// without its libc.
+			return exitNotFound, errors.New("interpreter not found (a script's #! program, or the dynamic loader of a non-static binary)")
+		}
+		return exitNotFound, syscall.ENOENT
+	}
+	return exitNotExecutable, err
+}
+
+// reapAll collects every child that has exited, without blocking, and hands
+// each to handle. It is the only place in manager that waits for a process:
+// two waiters would steal each other's exit statuses.
+func reapAll(handle func(pid int, status syscall.WaitStatus)) {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return // ECHILD: no children; 0: none has exited yet
+		}
+		handle(pid, ws)
+	}
+}
+
+// exitCode maps a wait status to a shell-style exit code: the process's own
+// code, or 128+N when signal N killed it.
+func exitCode(ws syscall.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return 1
+}
+
+// describeStatus gives the log attributes of an exit status.
+func describeStatus(ws syscall.WaitStatus) []any {
+	if ws.Signaled() {
+		return []any{"signal", signalName(ws.Signal()), "code", exitCode(ws)}
+	}
+	return []any{"code", exitCode(ws)}
+}
+
+// becomeSubreaper makes orphans of manager's descendants its children, so it
+// reaps them as PID 1 would (prctl(2), PR_SET_CHILD_SUBREAPER).
+func becomeSubreaper() error {
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+		return fmt.Errorf("prctl PR_SET_CHILD_SUBREAPER: %w", e)
+	}
+	return nil
+}
+
+// ownsTerminal reports whether fd 0 is a terminal whose foreground process
+// group is manager's, the case in which the child must get the terminal for
+// job control, Ctrl-C and reads to work as without manager.
+func ownsTerminal() bool {
+	var pgrp int32
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCGPGRP, uintptr(unsafe.Pointer(&pgrp)))
+	return e == 0 && int(pgrp) == syscall.Getpgrp()
+}
