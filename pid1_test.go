@@ -1,0 +1,418 @@
+package main
+
+// Integration tests of manager as an init: the built binary, really running,
+// with the test binary as its child (see runHelper).
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// integration skips t in -short mode: make test runs the unit tests under
+// the race detector with -short, then everything without it.
+func integration(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped with -short (make test runs it in its second pass)")
+	}
+}
+
+// TestExitCodes is integration test 1: exit codes and deaths by signal.
+func TestExitCodes(t *testing.T) {
+	integration(t)
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"exit 0", []string{"exit", "0"}, 0},
+		{"exit 3", []string{"exit", "3"}, 3},
+		{"exit 255", []string{"exit", "255"}, 255},
+		{"SIGKILL", []string{"kill-self", "KILL"}, 137},
+		{"SIGTERM", []string{"kill-self", "TERM"}, 143},
+	}
+	_, helper := binaries(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startManager(t, runOpts{}, append([]string{"-config=", "--", helper}, tc.args...)...)
+			if got := p.wait(10 * time.Second); got != tc.want {
+				t.Fatalf("manager -- helper %s: exit code %d, want %d; log:\n%s", strings.Join(tc.args, " "), got, tc.want, p.stderr)
+			}
+			p.stderr.wait(t, fmt.Sprintf(`msg=exiting reason="child exited" code=%d`, tc.want), time.Second)
+		})
+	}
+	t.Run("remapped", func(t *testing.T) {
+		t.Parallel()
+		p := startManager(t, runOpts{}, "-config=", "-remap-exit", "143", "--", helper, "kill-self", "TERM")
+		if got := p.wait(10 * time.Second); got != 0 {
+			t.Fatalf("with -remap-exit 143, child killed by SIGTERM: exit code %d, want 0", got)
+		}
+	})
+}
+
+// TestStartFailures is integration test 2.
+func TestStartFailures(t *testing.T) {
+	integration(t)
+	plain := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(plain, []byte("not a program\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, command string
+		want          int
+		msg           string
+	}{
+		{"missing", "/no/such/program", 127, `command=/no/such/program error="no such file or directory" code=127`},
+		{"not in PATH", "no-such-program", 127, `command=no-such-program error="not found in PATH" code=127`},
+		{"not executable", plain, 126, fmt.Sprintf(`command=%s error="permission denied" code=126`, plain)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startManager(t, runOpts{}, "-config=", "--", tc.command)
+			if got := p.wait(10 * time.Second); got != tc.want {
+				t.Fatalf("manager -- %s: exit code %d, want %d", tc.command, got, tc.want)
+			}
+			p.stderr.wait(t, `level=ERROR msg=exiting reason="cannot start child" `+regexpQuote(tc.msg), time.Second)
+			if n := len(p.stderr.matching(`level=(ERROR|WARN)`)); n != 1 {
+				t.Errorf("%d error lines, want one:\n%s", n, p.stderr)
+			}
+		})
+	}
+	t.Run("bad flag", func(t *testing.T) {
+		p := startManager(t, runOpts{}, "-grace", "ten", "--", "/no/such/program")
+		if got := p.wait(10 * time.Second); got != 2 {
+			t.Fatalf("manager -grace ten: exit code %d, want 2", got)
+		}
+		if got := p.stderr.String(); got != `manager: -grace "ten": invalid duration` {
+			t.Errorf("manager -grace ten printed %q, want one line naming flag and value", got)
+		}
+	})
+}
+
+func regexpQuote(s string) string {
+	r := strings.NewReplacer(`.`, `\.`, `(`, `\(`, `)`, `\)`, `+`, `\+`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`, `{`, `\{`, `}`, `\}`, `|`, `\|`, `^`, `\^`, `$`, `\$`)
+	return r.Replace(s)
+}
+
+// TestSignalsReachChild is integration test 3.
+func TestSignalsReachChild(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	sigs := []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTERM}
+	for _, group := range []bool{false, true} {
+		for _, sig := range sigs {
+			name := signalName(sig)
+			if group {
+				name += " with -group"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				args := []string{"-config=", "--", helper, "signals"}
+				want := 1
+				if group {
+					args = []string{"-config=", "-group", "--", helper, "group"}
+					want = 2
+				}
+				p := startManager(t, runOpts{}, args...)
+				readies := p.stdout.waitN(t, want, `^ready pid=\d+`, 10*time.Second)
+				p.signal(sig)
+				got := p.stdout.waitN(t, want, "^got "+signalName(sig)+" ", 5*time.Second)
+				for _, r := range readies {
+					pid := strings.TrimPrefix(r, "ready ")
+					if !strings.Contains(strings.Join(got, "\n"), pid) {
+						t.Errorf("process %s did not get %s; got %q", pid, signalName(sig), got)
+					}
+				}
+				if sig != syscall.SIGTERM && sig != syscall.SIGINT {
+					p.signal(syscall.SIGTERM)
+				}
+				if code := p.wait(10 * time.Second); code != 0 {
+					t.Errorf("exit code %d, want 0 (the child exits 0 on TERM)", code)
+				}
+			})
+		}
+	}
+}
+
+// TestOrphanStormAsPID1 is integration test 4: 10,000 orphans exit at once
+// in manager's PID namespace, and none is left a zombie.
+func TestOrphanStormAsPID1(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	const n = 10000
+	p := startManager(t, runOpts{pid1: true}, "-config=", "--", helper, "orphans", strconv.Itoa(n))
+	p.stdout.wait(t, `released \d+ orphans`, 60*time.Second)
+	released := time.Now()
+	eventually(t, 30*time.Second, "orphans reaped", func() bool {
+		procs, zombies := namespaceProcs(p.pid())
+		return zombies == 0 && procs == 2 // manager and its child
+	})
+	t.Logf("%d orphans gone %v after their release (includes scanning /proc)", n, time.Since(released).Round(time.Millisecond))
+	p.signal(syscall.SIGUSR1)
+	if code := p.wait(10 * time.Second); code != 3 {
+		t.Fatalf("exit code %d, want the child's 3", code)
+	}
+}
+
+// TestSubreaperReapsOrphans is integration test 5.
+func TestSubreaperReapsOrphans(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p := startManager(t, runOpts{}, "-config=", "--", helper, "orphans", "200")
+	p.stdout.wait(t, `released \d+ orphans`, 30*time.Second)
+	p.stderr.wait(t, "child subreaper", time.Second)
+	child := p.childPid(1)
+	eventually(t, 10*time.Second, "orphans reaped by manager", func() bool {
+		return len(childrenOf(p.pid())) == 1 && alive(child)
+	})
+	p.signal(syscall.SIGUSR1)
+	if code := p.wait(10 * time.Second); code != 3 {
+		t.Fatalf("exit code %d, want the child's 3", code)
+	}
+}
+
+// childrenOf lists the processes, zombies included, whose parent is pid.
+func childrenOf(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, ppid, ok := procState(n); ok && ppid == pid {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestGraceKillsIgnoringChild is integration test 6.
+func TestGraceKillsIgnoringChild(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p := startManager(t, runOpts{}, "-config=", "-grace", "1s", "--", helper, "ignore-term")
+	p.stdout.wait(t, "^ready", 10*time.Second)
+	sent := time.Now()
+	p.signal(syscall.SIGTERM)
+	code := p.wait(10 * time.Second)
+	took := time.Since(sent)
+	if code != 137 {
+		t.Errorf("exit code %d, want 137 (SIGKILL)", code)
+	}
+	if took < 900*time.Millisecond || took > 5*time.Second {
+		t.Errorf("manager exited %v after SIGTERM, want about the 1s grace", took)
+	}
+	p.stderr.wait(t, "grace period over; killing", time.Second)
+}
+
+// TestWrapperGroupIsWaited is integration test 7: a sh -c wrapper dies on
+// TERM; its own child, left in the group, is still waited for and killed.
+func TestWrapperGroupIsWaited(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	t.Run("member ignores TERM: killed at grace", func(t *testing.T) {
+		t.Parallel()
+		p := startManager(t, runOpts{}, "-config=", "-grace", "1s", "--", "/bin/sh", "-c", helper+" ignore-term & wait")
+		member := readyPid(t, p)
+		sent := time.Now()
+		p.signal(syscall.SIGTERM)
+		p.stderr.wait(t, `msg="child exited" .*signal=SIGTERM`, 5*time.Second)
+		if !alive(member) {
+			t.Fatal("group member died with the wrapper; the test proves nothing")
+		}
+		if p.exited() {
+			t.Fatal("manager exited with a member of the child's group alive")
+		}
+		code := p.wait(10 * time.Second)
+		if took := time.Since(sent); took < 900*time.Millisecond {
+			t.Errorf("manager exited %v after SIGTERM, before the 1s grace", took)
+		}
+		if code != 143 {
+			t.Errorf("exit code %d, want the wrapper's 143", code)
+		}
+		if alive(member) {
+			t.Errorf("group member %d outlived manager", member)
+		}
+	})
+	t.Run("member obeys TERM: no waiting for grace", func(t *testing.T) {
+		t.Parallel()
+		p := startManager(t, runOpts{}, "-config=", "-grace", "60s", "--", "/bin/sh", "-c", helper+" sleep & wait")
+		member := readyPid(t, p)
+		sent := time.Now()
+		p.signal(syscall.SIGTERM)
+		code := p.wait(30 * time.Second)
+		if took := time.Since(sent); took > 10*time.Second {
+			t.Errorf("manager took %v to exit once the group was empty", took)
+		}
+		if code != 143 || alive(member) {
+			t.Errorf("exit code %d, member alive %v; want 143, false", code, alive(member))
+		}
+	})
+}
+
+// readyPid waits for the child's ready line and returns the pid it gives.
+func readyPid(t *testing.T, p *proc) int {
+	t.Helper()
+	pid, _ := strconv.Atoi(p.stdout.wait(t, `^ready pid=(\d+)`, 10*time.Second)[1])
+	return pid
+}
+
+// TestLeftoverSavesBeforeExit is integration test 8: a process the child
+// left behind gets TERM, and what it writes then is written before manager
+// exits.
+func TestLeftoverSavesBeforeExit(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pid1=%v", pid1), func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(t.TempDir(), "saved")
+			p := startManager(t, runOpts{pid1: pid1}, "-config=", "--", helper, "leave", "trap-term", file)
+			if code := p.wait(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d, want 0; log:\n%s", code, p.stderr)
+			}
+			b, err := os.ReadFile(file)
+			if err != nil || !strings.HasPrefix(string(b), "saved by") {
+				t.Fatalf("leftover did not save before manager exited: %q, %v; log:\n%s", b, err, p.stderr)
+			}
+			p.stderr.wait(t, `msg="stopping leftover processes" .*signal=SIGTERM`, time.Second)
+		})
+	}
+}
+
+// TestSubreaperSignalsOnlyItsGroup is integration test 9: not PID 1,
+// manager's stop signals and SIGKILLs never reach a process outside the
+// child's group, even one of the same user (kill(-1) would).
+func TestSubreaperSignalsOnlyItsGroup(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	bystander := startManager(t, runOpts{}, "-config=", "--", helper, "signals")
+	bystander.stdout.wait(t, "^ready", 10*time.Second)
+	// Leftovers that ignore TERM make manager go all the way to SIGKILL.
+	p := startManager(t, runOpts{}, "-config=", "-grace", "500ms", "--", helper, "leave", "ignore-term")
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	p.stderr.wait(t, "grace period over; killing", time.Second)
+	if bystander.exited() || !alive(bystander.pid()) {
+		t.Fatal("the bystander manager died")
+	}
+	if got := bystander.stdout.matching("^got "); len(got) > 0 {
+		t.Fatalf("a process outside the child's group was signalled: %q", got)
+	}
+}
+
+// TestManagerKilledChildDies is integration test 10: the parent-death
+// signal, also after the child was started late in manager's life.
+func TestManagerKilledChildDies(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p := startManager(t, runOpts{}, "-config=", "--", helper, "sleep")
+	child := readyPid(t, p)
+	p.signal(syscall.SIGKILL)
+	p.wait(5 * time.Second)
+	eventually(t, 5*time.Second, "child killed with manager", func() bool { return !alive(child) })
+}
+
+// TestTerminal is integration test 11: under a terminal, the child is its
+// foreground process group, so it can read and Ctrl-C reaches it.
+func TestTerminal(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	ptm, pts := openPTY(t)
+	p := startManager(t, runOpts{stdin: pts, attr: func(a *syscall.SysProcAttr) {
+		a.Setpgid = false
+		a.Setsid, a.Setctty, a.Ctty = true, true, 0
+	}}, "-config=", "--", helper, "readline")
+	pts.Close()
+	term := readLines(ptm)
+	p.stdout.wait(t, "^ready", 10*time.Second)
+	if _, err := ptm.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	p.stdout.wait(t, `^read: "hello" <nil>`, 5*time.Second)
+	if _, err := ptm.Write([]byte{3}); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	if code := p.wait(5 * time.Second); code != 130 {
+		t.Fatalf("exit code %d after Ctrl-C, want 130; terminal:\n%s", code, term)
+	}
+}
+
+// openPTY opens a pseudo-terminal pair with the standard library only.
+func openPTY(t *testing.T) (ptm, pts *os.File) {
+	t.Helper()
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { ptm.Close() })
+	var unlock int32
+	if err := ioctl(ptm, syscall.TIOCSPTLCK, unsafe.Pointer(&unlock)); err != nil {
+		t.Fatalf("unlockpt: %v", err)
+	}
+	var n uint32
+	if err := ioctl(ptm, syscall.TIOCGPTN, unsafe.Pointer(&n)); err != nil {
+		t.Fatalf("ptsname: %v", err)
+	}
+	pts, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ptm, pts
+}
+
+func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), req, uintptr(arg)); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// TestSignalFlood is integration test 12.
+func TestSignalFlood(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p := startManager(t, runOpts{}, "-config=", "--", helper, "signals")
+	p.stdout.wait(t, "^ready", 10*time.Second)
+	for i := 0; i < 10000; i++ {
+		if err := syscall.Kill(p.pid(), syscall.SIGUSR1); err != nil {
+			t.Fatalf("signal %d: %v", i, err)
+		}
+	}
+	p.stdout.wait(t, "^got SIGUSR1", 5*time.Second)
+	if p.exited() {
+		t.Fatalf("manager died under the flood; log:\n%s", p.stderr)
+	}
+	sent := time.Now()
+	p.signal(syscall.SIGTERM)
+	code := p.wait(2 * time.Second)
+	if took := time.Since(sent); code != 0 || took > 2*time.Second {
+		t.Fatalf("exit code %d after %v, want 0 within 2s", code, took)
+	}
+}
+
+// TestUnprivileged is integration test 13: manager and child as uid 65532,
+// the distroless "nonroot" user.
+func TestUnprivileged(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pid1=%v", pid1), func(t *testing.T) {
+			p := startManager(t, runOpts{uid: 65532, pid1: pid1}, "-config=", "--", helper, "id")
+			p.stdout.wait(t, `uid=65532 gid=65532`, 10*time.Second)
+			if code := p.wait(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d, want 0; log:\n%s", code, p.stderr)
+			}
+		})
+	}
+}
