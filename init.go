@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +46,7 @@ type kernel interface {
 // osKernel is the real kernel.
 type osKernel struct{}
 
-func (osKernel) start(spec procSpec) (int, error)       { return launch(spec) }
+func (osKernel) start(spec procSpec) (int, error)       { return forkExec(spec) }
 func (osKernel) kill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
 func (osKernel) reap(h func(int, syscall.WaitStatus))   { reapAll(h) }
 
@@ -66,6 +68,8 @@ const (
 	// recheckEvery re-examines a process group that is emptying. Members
 	// reaped by a parent other than manager send it no SIGCHLD.
 	recheckEvery = 50 * time.Millisecond
+	// gcPercent sets the garbage collector's heap goal (GOGC).
+	gcPercent = 20
 )
 
 // supervisor owns every piece of mutable state of a running manager. Only the
@@ -112,7 +116,15 @@ func newSupervisor(cfg *config, log *slog.Logger, clock Clock, k kernel, fsys fi
 // supervise runs manager: it starts the child and loops over events until
 // the child and everything it left behind are gone, and returns the exit code.
 func supervise(cfg *config, log *slog.Logger) int {
-	s := newSupervisor(cfg, log, realClock{}, osKernel{}, osFS{}, os.Getpid() == 1)
+	// Every process is started from this goroutine (see forkExec), so its
+	// thread must live as long as manager: lock it and never unlock.
+	runtime.LockOSThread()
+	// Manager holds little live data, and its only garbage comes from
+	// polling and restarts; Go's default 4 MB minimum heap goal would let
+	// that garbage grow its footprint by as much before the first
+	// collection. A smaller goal keeps the heap near 1 MB.
+	debug.SetGCPercent(gcPercent)
+	s := newSupervisor(cfg, log, realClock{}, osKernel{}, osFS{racyWindow}, os.Getpid() == 1)
 	if !s.pid1 {
 		if err := becomeSubreaper(); err != nil {
 			log.Warn("orphans will not be reaped", "error", err)
@@ -198,14 +210,15 @@ func forwardedSignals() []os.Signal {
 // why.
 func (s *supervisor) begin(foreground bool) bool {
 	path, err := resolveCommand(s.cfg.argv[0])
-	s.child = procSpec{path: path, argv: s.cfg.argv, files: []uintptr{0, 1, 2}, foreground: foreground}
+	env := os.Environ()
+	s.child = procSpec{path: path, argv: s.cfg.argv, env: env, files: []uintptr{0, 1, 2}, foreground: foreground}
 	if err != nil {
 		s.failStart(err)
 		return false
 	}
 	// The check's output goes to standard error: standard output is the
 	// child's, and a validator's complaints belong with manager's logs.
-	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, files: []uintptr{0, 2, 2}}
+	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []uintptr{0, 2, 2}}
 	if len(s.cfg.configs) > 0 {
 		s.watch.last = snapshot(s.fsys, s.cfg.configs)
 		s.running = contents(s.fsys, s.cfg.configs)

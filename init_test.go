@@ -988,6 +988,22 @@ func TestChangeDetection(t *testing.T) {
 	}
 }
 
+func TestRacyFingerprint(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	writeFile(t, conf, "a")
+	fsys := osFS{racyWindow: time.Hour}
+	if fp, err := fsys.stat(conf); err != nil || !fp.racy {
+		t.Errorf("stat of a file written just now = %+v, %v; want racy", fp, err)
+	}
+	// A negative window ends before now: nothing can be that recent.
+	if fp, err := (osFS{racyWindow: -time.Second}).stat(conf); err != nil || fp.racy {
+		t.Errorf("stat with a window in the past = %+v, %v; want not racy", fp, err)
+	}
+	if fp, err := (osFS{}).stat(conf); err != nil || fp.racy {
+		t.Errorf("stat with no window = %+v, %v; want not racy", fp, err)
+	}
+}
+
 // timedOp is an fsOp at a moment of a debounce sequence.
 type timedOp struct {
 	at time.Duration

@@ -19,6 +19,7 @@ type fingerprint struct {
 	size         int64
 	mtime, ctime int64 // nanoseconds since the epoch
 	dir          bool
+	racy         bool // taken so soon after a change that a next one may keep the times
 }
 
 // stamp is one watched file's fingerprint: a watched path itself, or one of
@@ -41,22 +42,36 @@ type fileSystem interface {
 }
 
 // osFS is the real file system.
-type osFS struct{}
+//
+// File times come from the kernel's coarse clock, which advances once per
+// tick (1 to 10 ms): a second write of the same size within the tick of the
+// first leaves every field of the fingerprint as it was, the "racy git"
+// problem. A fingerprint taken within racyWindow of the file's last change is
+// therefore marked racy; the next one, taken later, is not, and that
+// difference makes the content be hashed once the paths settle.
+type osFS struct {
+	racyWindow time.Duration // zero: never racy, for tests that fake time
+}
 
-func (osFS) stat(path string) (fingerprint, error) {
+// racyWindow is two ticks of the coarsest kernel clock (HZ=100).
+const racyWindow = 20 * time.Millisecond
+
+func (fsys osFS) stat(path string) (fingerprint, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fingerprint{}, err
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	return fingerprint{
+	fp := fingerprint{
 		dev:   st.Dev,
 		ino:   st.Ino,
 		size:  st.Size,
 		mtime: st.Mtim.Nano(),
 		ctime: st.Ctim.Nano(),
 		dir:   fi.IsDir(),
-	}, nil
+	}
+	fp.racy = time.Since(time.Unix(0, max(fp.mtime, fp.ctime))) < fsys.racyWindow
+	return fp, nil
 }
 
 func (osFS) readDir(path string) ([]string, error) {
@@ -78,8 +93,18 @@ func (osFS) hash(path string) (digest, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return d, err
+	// Not io.Copy: through os.File's WriteTo it allocates 32 KiB per call,
+	// which over thousands of restarts is most of manager's garbage.
+	var buf [4096]byte
+	for {
+		n, err := f.Read(buf[:])
+		h.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return d, err
+		}
 	}
 	h.Sum(d[:0])
 	return d, nil

@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"runtime"
-	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -25,56 +23,20 @@ const prSetChildSubreaper = 36
 type procSpec struct {
 	path       string    // resolved executable
 	argv       []string  // argv[0] as the user wrote it
+	env        []string  // manager's environment, read once
 	files      []uintptr // the new process's fds 0, 1, 2
 	foreground bool      // give it the terminal on fd 0
 }
 
-// launchResult is what the launcher thread reports back for one spec.
-type launchResult struct {
-	pid int
-	err error
-}
-
-// launchReq asks the launcher thread to start one process.
-type launchReq struct {
-	spec  procSpec
-	reply chan launchResult
-}
-
-var (
-	launchOnce sync.Once
-	launchReqs chan launchReq
-)
-
-// launch starts spec in a new process group, from the one goroutine that
-// starts every process. That goroutine is locked to its OS thread for the rest
-// of manager's life because the kernel sends the parent-death signal when the
-// thread that forked the process exits, not the process (prctl(2),
-// PR_SET_PDEATHSIG; golang/go#27505), and Go retires unlocked threads at will.
-// Starting everything from that thread makes the death signal mean "manager
-// died", even when manager is killed with SIGKILL.
-func launch(spec procSpec) (int, error) {
-	launchOnce.Do(func() {
-		launchReqs = make(chan launchReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the goroutine never returns
-			for r := range launchReqs {
-				pid, err := forkExec(r.spec)
-				r.reply <- launchResult{pid, err}
-			}
-		}()
-	})
-	reply := make(chan launchResult)
-	launchReqs <- launchReq{spec, reply}
-	r := <-reply
-	return r.pid, r.err
-}
-
-// forkExec starts spec on the calling thread. It never waits: the reaper is
-// the only waiter in manager.
+// forkExec starts spec in a new process group, on the calling thread, which
+// must be the supervisor loop's, locked to it for manager's whole life: the
+// kernel sends the parent-death signal when the thread that forked the
+// process exits, not the process (prctl(2) PR_SET_PDEATHSIG; golang/go#27505),
+// and Go retires unlocked threads at will. It never waits: the reaper is the
+// only waiter in manager.
 func forkExec(spec procSpec) (int, error) {
 	attr := &syscall.ProcAttr{
-		Env:   os.Environ(),
+		Env:   spec.env,
 		Files: spec.files,
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,

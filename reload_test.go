@@ -1,0 +1,355 @@
+package main
+
+// Integration tests of configuration watching: the built manager restarts or
+// reloads a real child when real files change. The child ("helper app")
+// holds a lock for its whole life, so two children overlapping is caught by
+// the second one, which prints "overlap".
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// reloadArgs are the timings of these tests: fast enough to test quickly,
+// slow enough that a burst of writes is clearly one change.
+var reloadArgs = []string{"-poll", "100ms", "-debounce", "500ms", "-log-level", "debug"}
+
+// appUnderManager runs "helper app" reading conf under manager watching
+// watch, with extra manager flags and the app's mode ("" or "ignore-term").
+func appUnderManager(t *testing.T, conf, watch, mode string, extra ...string) *proc {
+	t.Helper()
+	_, helper := binaries(t)
+	args := append(append([]string{"-config", watch}, reloadArgs...), extra...)
+	args = append(args, "--", helper, "app", filepath.Join(t.TempDir(), "lock"), conf)
+	if mode != "" {
+		args = append(args, mode)
+	}
+	p := startManager(t, runOpts{}, args...)
+	t.Cleanup(func() {
+		if got := p.stdout.matching("^overlap"); len(got) > 0 {
+			t.Errorf("two children ran at once: %q", got)
+		}
+	})
+	return p
+}
+
+// watchedApp runs appUnderManager on a new config file holding "v1".
+func watchedApp(t *testing.T, mode string, extra ...string) (p *proc, dir, conf string) {
+	t.Helper()
+	dir = t.TempDir()
+	conf = filepath.Join(dir, "app.conf")
+	writeFile(t, conf, "v1")
+	return appUnderManager(t, conf, conf, mode, extra...), dir, conf
+}
+
+// starts returns the contents that each child started so far printed.
+func starts(p *proc) []string {
+	var out []string
+	for _, s := range p.stdout.matching(`^start pid=`) {
+		out = append(out, s[strings.Index(s, "conf="):])
+	}
+	return out
+}
+
+// wantStarts waits for the n-th child and checks what every child saw: the
+// sentinel technique. A spurious restart would show as an extra start
+// before the awaited one, so no test needs to wait to prove an absence.
+func wantStarts(t *testing.T, p *proc, confs ...string) {
+	t.Helper()
+	p.stdout.waitN(t, len(confs), `^start pid=`, 10*time.Second)
+	var want []string
+	for _, c := range confs {
+		want = append(want, fmt.Sprintf("conf=%q", c))
+	}
+	if got := starts(p); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("children started with %v, want %v; log:\n%s", got, want, p.stderr)
+	}
+}
+
+// settledUnchanged waits for the n-th "config unchanged": a change that
+// settled, was hashed, and found to be the same bytes.
+func settledUnchanged(t *testing.T, p *proc, n int) {
+	t.Helper()
+	p.stderr.waitN(t, n, `msg="config unchanged"`, 10*time.Second)
+}
+
+// stop ends manager with SIGTERM and checks the app exited as TERM makes it.
+func stop(t *testing.T, p *proc) {
+	t.Helper()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 143 {
+		t.Errorf("exit code %d after SIGTERM, want 143", code)
+	}
+}
+
+// TestReloadInPlaceWrite is reload test 1.
+func TestReloadInPlaceWrite(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	p, _, conf := watchedApp(t, "")
+	wantStarts(t, p, "v1")
+	writeFile(t, conf, "v2")
+	wantStarts(t, p, "v1", "v2")
+	writeFile(t, conf, "v3") // the sentinel
+	wantStarts(t, p, "v1", "v2", "v3")
+	stop(t, p)
+}
+
+// TestReloadRenameIntoPlace is reload test 2: an editor's save.
+func TestReloadRenameIntoPlace(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	p, dir, _ := watchedApp(t, "")
+	wantStarts(t, p, "v1")
+	renameInto("app.conf", "v2")(t, dir)
+	wantStarts(t, p, "v1", "v2")
+	renameInto("app.conf", "v3")(t, dir)
+	wantStarts(t, p, "v1", "v2", "v3")
+	stop(t, p)
+}
+
+// TestReloadConfigMap is reload test 3: the kubelet's atomic writer,
+// watched as the file and as the directory.
+func TestReloadConfigMap(t *testing.T) {
+	integration(t)
+	for _, asDir := range []bool{false, true} {
+		t.Run(fmt.Sprintf("watch dir=%v", asDir), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			configMap(map[string]string{"app.conf": "v1"})(t, dir)
+			conf := filepath.Join(dir, "app.conf")
+			watch := conf
+			if asDir {
+				watch = dir
+			}
+			p := appUnderManager(t, conf, watch, "")
+			wantStarts(t, p, "v1")
+			configMap(map[string]string{"app.conf": "v2"})(t, dir)
+			wantStarts(t, p, "v1", "v2")
+			configMap(map[string]string{"app.conf": "v2"})(t, dir) // identical bytes
+			settledUnchanged(t, p, 1)
+			configMap(map[string]string{"app.conf": "v3"})(t, dir)
+			wantStarts(t, p, "v1", "v2", "v3")
+			stop(t, p)
+		})
+	}
+}
+
+// TestReloadBurst is reload test 4: 50 writes over 2 s are one change,
+// acted on after the last write.
+func TestReloadBurst(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	p, _, conf := watchedApp(t, "")
+	wantStarts(t, p, "v1")
+	for i := 1; i <= 50; i++ {
+		writeFile(t, conf, fmt.Sprintf("burst %d", i))
+		time.Sleep(40 * time.Millisecond) // the writer's pace, not a wait for manager
+	}
+	if got := p.stderr.matching("msg=restarting"); len(got) > 0 {
+		t.Fatalf("restarted during the burst: %q", got)
+	}
+	wantStarts(t, p, "v1", "burst 50")
+	writeFile(t, conf, "v3")
+	wantStarts(t, p, "v1", "burst 50", "v3")
+	stop(t, p)
+}
+
+// TestReloadSlowWriter is reload test 5: an append every 300 ms for 3 s,
+// slower than a poll but faster than the debounce, is one change.
+func TestReloadSlowWriter(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	p, _, conf := watchedApp(t, "")
+	wantStarts(t, p, "v1")
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(f, ",%d", i)
+		time.Sleep(300 * time.Millisecond) // the writer's pace
+	}
+	f.Close()
+	if got := p.stderr.matching("msg=restarting"); len(got) > 0 {
+		t.Fatalf("restarted while the writer was still writing: %q", got)
+	}
+	wantStarts(t, p, "v1", "v1,0,1,2,3,4,5,6,7,8,9")
+	stop(t, p)
+}
+
+// TestReloadTouch is reload test 6: touch changes no byte.
+func TestReloadTouch(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	p, dir, _ := watchedApp(t, "")
+	wantStarts(t, p, "v1")
+	touch("app.conf")(t, dir)
+	settledUnchanged(t, p, 1)
+	wantStarts(t, p, "v1")
+	stop(t, p)
+}
+
+// TestReloadSignal is reload test 7: -reload-signal HUP.
+func TestReloadSignalHUP(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	p, _, conf := watchedApp(t, "", "-reload-signal", "HUP")
+	wantStarts(t, p, "v1")
+	pid := p.stdout.wait(t, `^start pid=(\d+)`, time.Second)[1]
+	writeFile(t, conf, "v2")
+	p.stdout.wait(t, fmt.Sprintf(`^hup pid=%s conf="v2"`, pid), 10*time.Second)
+	writeFile(t, conf, "v3")
+	p.stdout.wait(t, fmt.Sprintf(`^hup pid=%s conf="v3"`, pid), 10*time.Second)
+	wantStarts(t, p, "v1")
+	if got := p.stderr.matching("msg=restarting"); len(got) > 0 {
+		t.Errorf("restarted with -reload-signal: %q", got)
+	}
+	stop(t, p)
+}
+
+// TestReloadCheck is reload test 8: a failing -check keeps the child; a
+// passing one lets the change through.
+func TestReloadCheck(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	_, helper := binaries(t)
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	writeFile(t, conf, "v1")
+	p := appUnderManager(t, conf, conf, "", "-check", helper+" check-config "+conf)
+	wantStarts(t, p, "v1")
+	writeFile(t, conf, "bad")
+	p.stderr.wait(t, `msg="check failed; keeping the running child" .*code=1`, 10*time.Second)
+	p.stderr.wait(t, `check-config: .* is bad`, time.Second)
+	writeFile(t, conf, "good")
+	p.stderr.wait(t, `msg="check passed"`, 10*time.Second)
+	wantStarts(t, p, "v1", "good")
+	stop(t, p)
+}
+
+// TestReloadMissingConfig is reload test 9: missing at start, then created,
+// deleted, and created again.
+func TestReloadMissingConfig(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	p := appUnderManager(t, conf, conf, "")
+	wantStarts(t, p, "")
+	writeFile(t, conf, "v1")
+	wantStarts(t, p, "", "v1")
+	if err := os.Remove(conf); err != nil {
+		t.Fatal(err)
+	}
+	p.stderr.wait(t, `level=WARN msg="config missing" path=`+regexpQuote(conf), 10*time.Second)
+	writeFile(t, conf, "v1") // back with the bytes the child has
+	settledUnchanged(t, p, 1)
+	writeFile(t, conf, "v2")
+	wantStarts(t, p, "", "v1", "v2")
+	stop(t, p)
+}
+
+// TestReloadShutdownDuringRestart is reload test 10: SIGTERM while a restart
+// waits for a child that ignores TERM starts no new child.
+func TestReloadShutdownDuringRestart(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	p, _, conf := watchedApp(t, "ignore-term", "-grace", "1s")
+	wantStarts(t, p, "v1")
+	writeFile(t, conf, "v2")
+	p.stderr.wait(t, `msg=restarting`, 10*time.Second)
+	sent := time.Now()
+	p.signal(syscall.SIGTERM)
+	code := p.wait(10 * time.Second)
+	if took := time.Since(sent); code != 137 || took > 3*time.Second {
+		t.Errorf("exit code %d after %v, want 137 (SIGKILL at the 1s grace)", code, took)
+	}
+	wantStarts(t, p, "v1")
+}
+
+// TestRestartsDoNotLeak is reload test 11: 1,000 restarts, and manager's
+// file descriptors, threads and memory stay flat.
+func TestRestartsDoNotLeak(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "app.conf")
+	writeFile(t, conf, "0")
+	p := startManager(t, runOpts{}, "-config", conf, "-poll", "5ms", "-debounce", "0s", "--", "/bin/sleep", "3600")
+	p.childPid(1)
+	restart := func(i int) {
+		writeFile(t, conf, strconv.Itoa(i))
+		p.childPid(i + 1)
+	}
+	// Warm up: the Go runtime adds an idle thread or two, and maps its first
+	// heap pages, in the first restarts; what must not happen is growth
+	// after that.
+	const warm = 100
+	for i := 1; i <= warm; i++ {
+		restart(i)
+	}
+	before := procUsage(t, p.pid())
+	for i := warm + 1; i <= warm+1000; i++ {
+		restart(i)
+	}
+	after := procUsage(t, p.pid())
+	t.Logf("after %d restarts: %+v; after %d: %+v", warm, before, warm+1000, after)
+	if after.fds > before.fds || after.threads > before.threads || after.rssKiB-before.rssKiB >= 2048 {
+		t.Errorf("1,000 restarts grew manager from %+v to %+v; want no more fds or threads and under 2 MiB RSS", before, after)
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(10 * time.Second)
+}
+
+// resources is what a process holds.
+type resources struct{ fds, threads, rssKiB int }
+
+func procUsage(t *testing.T, pid int) resources {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resources{fds: len(fds)}
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "Threads:":
+			r.threads, _ = strconv.Atoi(f[1])
+		case "VmRSS:":
+			r.rssKiB, _ = strconv.Atoi(f[1])
+		}
+	}
+	return r
+}
+
+// TestReloadChildExitsWhileChangePending is reload test 12.
+func TestReloadChildExitsWhileChangePending(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	_, helper := binaries(t)
+	p, _, conf := watchedApp(t, "", "-check", helper+" sleep")
+	wantStarts(t, p, "v1")
+	child, _ := strconv.Atoi(p.stdout.wait(t, `^start pid=(\d+)`, time.Second)[1])
+	writeFile(t, conf, "v2")
+	p.stderr.wait(t, `msg="check started"`, 10*time.Second)
+	syscall.Kill(child, syscall.SIGKILL)
+	if code := p.wait(10 * time.Second); code != 137 {
+		t.Errorf("exit code %d, want the child's 137", code)
+	}
+	wantStarts(t, p, "v1")
+	if got := p.stderr.matching("msg=restarting"); len(got) > 0 {
+		t.Errorf("restarted after the child exited: %q", got)
+	}
+}
