@@ -388,15 +388,69 @@ type runOpts struct {
 	attr  func(*syscall.SysProcAttr) // last adjustments, e.g. a terminal
 }
 
+// watchedCmd is a started command whose output lines can be waited for.
+type watchedCmd struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdout *lines
+	stderr *lines
+	done   chan struct{}
+	code   int // exit code, or 128+N if signal N killed it; valid once done is closed
+}
+
+// startCmd starts cmd with its standard output and error read into lines.
+// Pipes are made here rather than by os/exec, whose Wait would also wait
+// for every process holding them open: a leftover must not hang a test.
+func startCmd(t *testing.T, cmd *exec.Cmd) *watchedCmd {
+	t.Helper()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	r := &watchedCmd{t: t, cmd: cmd, stdout: readLines(outR), stderr: readLines(errR), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", cmd.Path, err)
+	}
+	outW.Close()
+	errW.Close()
+	go func() {
+		cmd.Wait()
+		r.code = exitCode(cmd.ProcessState.Sys().(syscall.WaitStatus))
+		close(r.done)
+	}()
+	return r
+}
+
+// wait waits for the command to exit and returns its exit code.
+func (r *watchedCmd) wait(timeout time.Duration) int {
+	r.t.Helper()
+	select {
+	case <-r.done:
+		return r.code
+	case <-time.After(boundTimeout(r.t, timeout)):
+		r.t.Fatalf("%s did not exit within %v; standard error:\n%s\nstandard output:\n%s", r.cmd.Path, timeout, r.stderr, r.stdout)
+	}
+	return 0
+}
+
+// exited reports whether the command has exited.
+func (r *watchedCmd) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // proc is a running manager.
 type proc struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	started time.Time
-	stdout  *lines // the child's output
-	stderr  *lines // manager's log
-	done    chan struct{}
-	code    int // exit code, or 128+N if signal N killed it; valid once done is closed
+	*watchedCmd
 }
 
 // startManager runs the built manager with args.
@@ -426,32 +480,9 @@ func startManager(t *testing.T, o runOpts, args ...string) *proc {
 	if o.attr != nil {
 		o.attr(cmd.SysProcAttr)
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	p := &proc{t: t, cmd: cmd, stdout: readLines(outR), stderr: readLines(errR), done: make(chan struct{})}
-	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", manager, err)
-	}
-	outW.Close()
-	errW.Close()
-	go func() {
-		cmd.Wait()
-		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-		p.code = exitCode(ws)
-		close(p.done)
-	}()
+	p := &proc{startCmd(t, cmd)}
 	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
+		if !p.exited() {
 			if t.Failed() {
 				t.Logf("manager still running at the end of the test: killing it; log:\n%s", p.stderr)
 			}
@@ -476,28 +507,6 @@ func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("signal manager: %v", err)
-	}
-}
-
-// wait waits for the manager to exit and returns its exit code.
-func (p *proc) wait(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(boundTimeout(p.t, timeout)):
-		p.t.Fatalf("manager did not exit within %v; log:\n%s\noutput:\n%s", timeout, p.stderr, p.stdout)
-	}
-	return 0
-}
-
-// exited reports whether the manager has exited.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -588,14 +597,19 @@ func namespaceProcs(pid int) (procs, zombies int) {
 	return procs, zombies
 }
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// eventually polls cond until it returns nil, and fails t with the last
+// error cond returned if that does not happen within timeout.
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(boundTimeout(t, timeout))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond) // the polling interval
 	}
 }

@@ -151,9 +151,11 @@ func TestOrphanStormAsPID1(t *testing.T) {
 	p := startManager(t, runOpts{pid1: true}, "-config=", "--", helper, "orphans", strconv.Itoa(n))
 	p.stdout.wait(t, `released \d+ orphans`, 60*time.Second)
 	released := time.Now()
-	eventually(t, 30*time.Second, "orphans reaped", func() bool {
-		procs, zombies := namespaceProcs(p.pid())
-		return zombies == 0 && procs == 2 // manager and its child
+	eventually(t, 30*time.Second, func() error {
+		if procs, zombies := namespaceProcs(p.pid()); zombies != 0 || procs != 2 {
+			return fmt.Errorf("%d processes, %d zombies in the namespace; want 2 (manager, child), none", procs, zombies)
+		}
+		return nil
 	})
 	t.Logf("%d orphans gone %v after their release (includes scanning /proc)", n, time.Since(released).Round(time.Millisecond))
 	p.signal(syscall.SIGUSR1)
@@ -170,8 +172,11 @@ func TestSubreaperReapsOrphans(t *testing.T) {
 	p.stdout.wait(t, `released \d+ orphans`, 30*time.Second)
 	p.stderr.wait(t, "child subreaper", time.Second)
 	child := p.childPid(1)
-	eventually(t, 10*time.Second, "orphans reaped by manager", func() bool {
-		return len(childrenOf(p.pid())) == 1 && alive(child)
+	eventually(t, 10*time.Second, func() error {
+		if kids := childrenOf(p.pid()); len(kids) != 1 || !alive(child) {
+			return fmt.Errorf("manager's children %v (zombies included), want only its child %d", kids, child)
+		}
+		return nil
 	})
 	p.signal(syscall.SIGUSR1)
 	if code := p.wait(10 * time.Second); code != 3 {
@@ -320,7 +325,12 @@ func TestManagerKilledChildDies(t *testing.T) {
 	child := readyPid(t, p)
 	p.signal(syscall.SIGKILL)
 	p.wait(5 * time.Second)
-	eventually(t, 5*time.Second, "child killed with manager", func() bool { return !alive(child) })
+	eventually(t, 5*time.Second, func() error {
+		if alive(child) {
+			return fmt.Errorf("child %d outlives manager killed by SIGKILL", child)
+		}
+		return nil
+	})
 }
 
 // TestTerminal is integration test 11: under a terminal, the child is its
