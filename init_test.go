@@ -1106,3 +1106,14 @@ func TestChangedPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeShowsUsage keeps the README's copy of -h in step with the code.
+func TestReadmeShowsUsage(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```\n"+usage+"```\n") {
+		t.Errorf("README.md does not show manager -h verbatim; paste:\n%s", usage)
+	}
+}
