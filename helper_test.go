@@ -597,6 +597,20 @@ func namespaceProcs(pid int) (procs, zombies int) {
 	return procs, zombies
 }
 
+// waitNotRacy waits until path's times are older than manager's racy
+// window, so that a change made next is seen by stat alone, and a config
+// written just before manager starts causes no re-check of its own.
+func waitNotRacy(t *testing.T, path string) {
+	t.Helper()
+	fsys := osFS{racyWindow: racyWindow}
+	eventually(t, 5*time.Second, func() error {
+		if fp, err := fsys.stat(path); err == nil && fp.racy {
+			return fmt.Errorf("%s: changed less than %v ago", path, racyWindow)
+		}
+		return nil
+	})
+}
+
 // eventually polls cond until it returns nil, and fails t with the last
 // error cond returned if that does not happen within timeout.
 func eventually(t *testing.T, timeout time.Duration, cond func() error) {

@@ -85,6 +85,7 @@ type supervisor struct {
 
 	child     procSpec
 	checkSpec procSpec
+	devNull   *os.File // the check's standard input, held open for it
 
 	phase phase
 	pid   int    // the running child; 0 once it has been reaped
@@ -217,8 +218,16 @@ func (s *supervisor) begin(foreground bool) bool {
 		return false
 	}
 	// The check's output goes to standard error: standard output is the
-	// child's, and a validator's complaints belong with manager's logs.
-	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []uintptr{0, 2, 2}}
+	// child's, and a validator's complaints belong with manager's logs. Its
+	// input is /dev/null: standard input may be a terminal the child owns,
+	// where a read would stop the check with SIGTTIN.
+	stdin := uintptr(0)
+	if s.cfg.check != nil {
+		if null, err := os.Open(os.DevNull); err == nil {
+			s.devNull, stdin = null, null.Fd()
+		}
+	}
+	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []uintptr{stdin, 2, 2}}
 	if len(s.cfg.configs) > 0 {
 		s.watch.last = snapshot(s.fsys, s.cfg.configs)
 		s.running = contents(s.fsys, s.cfg.configs)
@@ -315,8 +324,16 @@ func (s *supervisor) shutdown(sig syscall.Signal) {
 		s.armGrace()
 		return
 	}
-	// The child is already gone (a restart was waiting for its group): the
-	// leftovers got their stop signal then; now manager only waits.
+	// The child is already gone: a restart was waiting for its group. As
+	// PID 1 the leftovers are now every process, not just that group: they
+	// get the stop signal and a grace period of their own.
+	if s.pid1 {
+		stopTimer(&s.grace)
+		s.killed, s.gaveUp = false, false
+	}
+	if s.signalLeftovers(sig) {
+		s.armGrace()
+	}
 	s.settle()
 }
 
@@ -365,14 +382,24 @@ func (s *supervisor) leftoverTarget() int {
 	return -s.pgid
 }
 
-// signalLeftovers sends sig to the leftovers and reports whether any exist.
+// leftoversRemain reports whether any leftover exists. Only ESRCH means
+// none: EPERM means some exist that manager may not signal (a setuid
+// helper), and they are waited for, up to the grace period and killWait.
+func (s *supervisor) leftoversRemain() bool {
+	return !s.gaveUp && s.sys.kill(s.leftoverTarget(), 0) != syscall.ESRCH
+}
+
+// signalLeftovers sends sig to the leftovers, unless they were already sent
+// SIGKILL, and reports whether any exist.
 func (s *supervisor) signalLeftovers(sig syscall.Signal) bool {
-	target := s.leftoverTarget()
-	if s.gaveUp || s.sys.kill(target, 0) != nil {
+	if !s.leftoversRemain() {
 		return false
 	}
-	s.log.Info("stopping leftover processes", "pid", target, "signal", signalName(sig))
-	s.sys.kill(target, sig)
+	if !s.killed {
+		target := s.leftoverTarget()
+		s.log.Info("stopping leftover processes", "pid", target, "signal", signalName(sig))
+		s.sys.kill(target, sig)
+	}
 	return true
 }
 
@@ -382,7 +409,7 @@ func (s *supervisor) settle() {
 	if s.phase == running || s.pid != 0 || s.done {
 		return
 	}
-	if !s.gaveUp && s.sys.kill(s.leftoverTarget(), 0) == nil {
+	if s.leftoversRemain() {
 		if s.recheck == nil {
 			s.recheck = s.clock.NewTimer(recheckEvery)
 		}

@@ -317,6 +317,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"log level", []string{"-log-level", "trace"}, `-log-level "trace": want debug, info, warn or error`},
 		{"log level offset", []string{"-log-level", "info+2"}, `-log-level "info+2": want debug, info, warn or error`},
 		{"bool with value", []string{"-group=maybe"}, `invalid boolean value "maybe" for -group: parse error`},
+		{"check without grace", []string{"-grace", "0s", "-check", "/bin/true"}, `-grace "0s": -check is killed after -grace, so it needs more than 0`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -576,6 +577,26 @@ func TestLeftovers(t *testing.T) {
 		h.s.onRecheck()
 		h.wantDone(0)
 	})
+}
+
+func TestShutdownDuringRestartAsPID1(t *testing.T) {
+	// The old child is reaped, a member of its group lingers, and SIGTERM
+	// comes: as PID 1 every process must now get the stop signal, not only
+	// that group.
+	h, conf := watchHarness(t)
+	h.s.pid1 = true
+	old := h.s.pid
+	writeFile(t, conf, "b")
+	h.polls(10)
+	h.k.spawn(old)
+	h.k.exit(old, exited(0))
+	h.s.reap()
+	h.wantKills(sent{old, syscall.SIGTERM}, sent{-old, syscall.SIGTERM})
+	h.s.onSignal(syscall.SIGTERM)
+	h.wantKills(sent{-1, syscall.SIGTERM})
+	if h.s.grace == nil {
+		t.Fatal("no grace period for the leftovers")
+	}
 }
 
 // TestNeverKillAllUnlessPID1 drives every path that signals leftovers and
@@ -870,6 +891,15 @@ func renameInto(name, content string) fsOp {
 	}
 }
 
+// fifo makes a named pipe: opening it to read would block without a writer.
+func fifo(name string) fsOp {
+	return func(tb testing.TB, dir string) {
+		if err := syscall.Mkfifo(filepath.Join(dir, name), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // touch sets the modification time of name one hour ahead.
 func touch(name string) fsOp {
 	return func(tb testing.TB, dir string) {
@@ -952,6 +982,7 @@ func TestChangeDetection(t *testing.T) {
 		{name: "dir: entry removed", setup: []fsOp{write("a.conf", "a"), write("b.conf", "b")}, change: []fsOp{remove("b.conf")}, candidate: true, changed: true},
 		{name: "dir: entry changed", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{write("a.conf", "b")}, candidate: true, changed: true},
 		{name: "dir: entry touched", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{touch("a.conf")}, candidate: true},
+		{name: "dir: FIFO added, never opened to block", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{fifo("pipe")}, candidate: true, changed: true},
 		{name: "dir: swap file ignored", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{write(".a.conf.swp", "x")}},
 		{name: "configmap file: new bytes", watch: "app.conf", setup: []fsOp{configMap(map[string]string{"app.conf": "a"})}, change: []fsOp{configMap(map[string]string{"app.conf": "b"})}, candidate: true, changed: true},
 		{name: "configmap file: same bytes", watch: "app.conf", setup: []fsOp{configMap(map[string]string{"app.conf": "a"})}, change: []fsOp{configMap(map[string]string{"app.conf": "a"})}, candidate: true},
@@ -968,6 +999,12 @@ func TestChangeDetection(t *testing.T) {
 			}
 			for _, op := range tc.setup {
 				op(t, dir)
+			}
+			// A change must land in a later tick of the kernel's coarse
+			// clock than the setup, or "ctime only" sees no difference on
+			// kernels without fine-grained timestamps.
+			for _, p := range paths {
+				waitNotRacy(t, p)
 			}
 			before, content := snapshot(osFS{}, paths), contents(osFS{}, paths)
 			for _, op := range tc.change {

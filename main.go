@@ -214,6 +214,10 @@ func parseArgs(args []string) (*config, error) {
 			return nil, fmt.Errorf("-check %q: %s: %w", *check, c.check[0], why)
 		}
 	}
+	if c.check != nil && c.grace == 0 {
+		// The check is killed after -grace: with none, it could never pass.
+		return nil, fmt.Errorf("-grace %q: -check is killed after -grace, so it needs more than 0", *grace)
+	}
 	for _, v := range remaps.values {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 255 {

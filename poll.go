@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -87,11 +88,18 @@ func (osFS) readDir(path string) ([]string, error) {
 
 func (osFS) hash(path string) (digest, error) {
 	var d digest
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	// writer, and with it the whole supervisor loop.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return d, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return d, err
+	} else if !fi.Mode().IsRegular() {
+		return d, fmt.Errorf("%s: not a regular file (%v)", path, fi.Mode().Type())
+	}
 	h := sha256.New()
 	// Not io.Copy: through os.File's WriteTo it allocates 32 KiB per call,
 	// which over thousands of restarts is most of manager's garbage.

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -59,6 +61,20 @@ func resolveCommand(name string) (string, error) {
 	if errors.Is(err, exec.ErrDot) {
 		// PATH lists ".": a shell would run the file, and so do we.
 		err = nil
+	}
+	if errors.Is(err, exec.ErrNotFound) && !strings.Contains(name, "/") {
+		// LookPath skips files without execute permission; a shell
+		// reports the first one as "permission denied" (126), not as
+		// missing (127), and so do we.
+		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+			if dir == "" {
+				dir = "."
+			}
+			p := filepath.Join(dir, name)
+			if fi, serr := os.Stat(p); serr == nil && !fi.IsDir() {
+				return p, &fs.PathError{Op: "exec", Path: p, Err: syscall.EACCES}
+			}
+		}
 	}
 	return path, err
 }

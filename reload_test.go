@@ -30,6 +30,7 @@ func appUnderManager(t *testing.T, conf, watch, mode string, extra ...string) *p
 	if mode != "" {
 		args = append(args, mode)
 	}
+	waitNotRacy(t, watch)
 	p := startManager(t, runOpts{}, args...)
 	t.Cleanup(func() {
 		if got := p.stdout.matching("^overlap"); len(got) > 0 {
@@ -196,7 +197,7 @@ func TestReloadTouch(t *testing.T) {
 	stop(t, p)
 }
 
-// TestReloadSignal is reload test 7: -reload-signal HUP.
+// TestReloadSignalHUP is reload test 7: -reload-signal HUP.
 func TestReloadSignalHUP(t *testing.T) {
 	integration(t)
 	t.Parallel()
@@ -247,8 +248,9 @@ func TestReloadMissingConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.stderr.wait(t, `level=WARN msg="config missing" path=`+regexpQuote(conf), 10*time.Second)
-	writeFile(t, conf, "v1") // back with the bytes the child has
-	settledUnchanged(t, p, 1)
+	settledUnchanged(t, p, 1) // the deletion settles, and is no change
+	writeFile(t, conf, "v1")  // back with the bytes the child has
+	settledUnchanged(t, p, 2)
 	writeFile(t, conf, "v2")
 	wantStarts(t, p, "", "v1", "v2")
 	stop(t, p)
