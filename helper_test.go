@@ -90,6 +90,20 @@ func runHelper(args []string) int {
 		fmt.Printf("read: %q %v\n", strings.TrimSpace(line), err)
 		io.Copy(io.Discard, r)
 		return 0
+	case "env": // the environment a child is started with
+		cwd, _ := os.Getwd()
+		status, _ := os.ReadFile("/proc/self/status")
+		var ign, blk string
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+				ign = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "SigBlk:"); ok {
+				blk = strings.TrimSpace(v)
+			}
+		}
+		fmt.Printf("FLUSH_TEST_VAR=%s\ncwd=%s\nsigign=%s\nsigblk=%s\n", os.Getenv("FLUSH_TEST_VAR"), cwd, ign, blk)
+		return 0
 	case "id":
 		fmt.Printf("ready pid=%d uid=%d gid=%d\n", os.Getpid(), os.Getuid(), os.Getgid())
 		return 0
@@ -384,6 +398,7 @@ type runOpts struct {
 	pid1  bool     // as PID 1 of a new PID namespace
 	uid   int      // run as this uid and gid; 0 keeps the test's
 	env   []string // added to the environment
+	dir   string   // working directory; "" keeps the test's
 	stdin *os.File
 	attr  func(*syscall.SysProcAttr) // last adjustments, e.g. a terminal
 }
@@ -464,6 +479,7 @@ func startManager(t *testing.T, o runOpts, args ...string) *proc {
 	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1")
 	cmd.Env = append(cmd.Env, o.env...)
 	cmd.Stdin = o.stdin
+	cmd.Dir = o.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if o.pid1 {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID

@@ -4,6 +4,7 @@ package main
 // with the test binary as its child (see runHelper).
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -320,12 +321,18 @@ func TestSubreaperSignalsOnlyItsGroup(t *testing.T) {
 }
 
 // TestManagerKilledChildDies is integration test 10: the parent-death
-// signal, also after the child was started late in manager's life.
+// signal, also for a child started late in manager's life, by a restart.
 func TestManagerKilledChildDies(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
-	p := startManager(t, runOpts{}, "-config=", "--", helper, "sleep")
-	child := readyPid(t, p)
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	writeFile(t, conf, "v1")
+	waitNotRacy(t, conf)
+	p := startManager(t, runOpts{}, "-config", conf, "-poll", "50ms", "-debounce", "0s", "--", helper, "sleep")
+	readyPid(t, p)
+	writeFile(t, conf, "v2")
+	p.stdout.waitN(t, 2, `^ready pid=`, 10*time.Second)
+	child, _ := strconv.Atoi(p.stdout.matching(`^ready pid=`)[1][len("ready pid="):])
 	p.signal(syscall.SIGKILL)
 	p.wait(5 * time.Second)
 	eventually(t, 5*time.Second, func() error {
@@ -411,6 +418,53 @@ func TestSignalFlood(t *testing.T) {
 	code := p.wait(2 * time.Second)
 	if took := time.Since(sent); code != 0 || took > 2*time.Second {
 		t.Fatalf("exit code %d after %v, want 0 within 2s", code, took)
+	}
+}
+
+// TestChildEnvironment: the child gets manager's environment and working
+// directory, and default signal dispositions: nothing ignored (signal.Notify,
+// never signal.Ignore, whose SIG_IGN would survive exec), nothing blocked.
+func TestChildEnvironment(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	dir := t.TempDir()
+	p := startManager(t, runOpts{env: []string{"FLUSH_TEST_VAR=from the test"}, dir: dir}, "-config=", "--", helper, "env")
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	for _, want := range []string{"FLUSH_TEST_VAR=from the test", "cwd=" + dir, "sigign=0000000000000000", "sigblk=0000000000000000"} {
+		if got := p.stdout.matching("^" + regexpQuote(want) + "$"); len(got) != 1 {
+			t.Errorf("child printed no %q; got:\n%s", want, p.stdout)
+		}
+	}
+}
+
+// TestCommandLine runs the binary's early exits and its JSON log format.
+func TestCommandLine(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p := startManager(t, runOpts{}, "-version")
+	if code := p.wait(10 * time.Second); code != 0 || !strings.HasPrefix(p.stdout.String(), "manager ") {
+		t.Errorf("manager -version: exit %d, printed %q; want 0, \"manager VERSION\"", code, p.stdout)
+	}
+	p = startManager(t, runOpts{}, "-h")
+	if code := p.wait(10 * time.Second); code != 0 || p.stdout.String()+"\n" != usage {
+		t.Errorf("manager -h: exit %d, printed on stdout:\n%s\nwant 0 and the usage", code, p.stdout)
+	}
+	p = startManager(t, runOpts{}, "-config=", "-log-format", "json", "-log-level", "warn", "--", helper, "exit", "0")
+	p.wait(10 * time.Second)
+	if got := p.stderr.String(); got != "" {
+		t.Errorf("-log-level warn printed info lines: %q", got)
+	}
+	p = startManager(t, runOpts{}, "-config=", "-log-format", "json", "--", helper, "exit", "4")
+	p.wait(10 * time.Second)
+	last := p.stderr.waitN(t, 1, `"msg":"exiting"`, time.Second)[0]
+	var rec struct {
+		Level, Msg, Reason string
+		Code               int
+	}
+	if err := json.Unmarshal([]byte(last), &rec); err != nil || rec.Level != "INFO" || rec.Reason != "child exited" || rec.Code != 4 {
+		t.Errorf("JSON exit line %s: %+v, %v; want level INFO, reason child exited, code 4", last, rec, err)
 	}
 }
 
