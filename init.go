@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -47,7 +46,7 @@ type kernel interface {
 // osKernel is the real kernel.
 type osKernel struct{}
 
-func (osKernel) start(spec procSpec) (int, error)       { return forkExec(spec) }
+func (osKernel) start(spec procSpec) (int, error)       { return launch(spec) }
 func (osKernel) kill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
 func (osKernel) reap(h func(int, syscall.WaitStatus))   { reapAll(h) }
 
@@ -138,13 +137,6 @@ func supervise(cfg *config, log *slog.Logger) int {
 	signal.Notify(shutdown, syscall.SIGTERM, syscall.SIGINT)
 	forward := make(chan os.Signal, 256)
 	signal.Notify(forward, forwardedSignals()...)
-
-	// Every process is started from this goroutine (see forkExec), so its
-	// thread must live as long as manager: lock it, and never unlock. Only
-	// now: each Notify above is a handshake with os/signal's own thread,
-	// and a locked goroutine makes every one of them a thread hand-off
-	// (2.3 ms more start-up, measured with hyperfine).
-	runtime.LockOSThread()
 
 	if !s.begin(ownsTerminal()) {
 		return s.code
