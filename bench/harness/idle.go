@@ -1,0 +1,205 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	idleSettle = 3 * time.Second  // before memory and threads are read
+	idleSpan   = 20 * time.Second // over which CPU use is counted
+)
+
+// usage is what /proc says of a process at one moment.
+type usage struct {
+	rssKiB  int   // VmRSS
+	threads int   // Threads
+	ticks   int   // utime+stime, in clock ticks (1/100 s)
+	cpu     int64 // nanoseconds on a CPU, summed over its threads
+	wakeups int   // context switches, summed over its threads
+}
+
+// readUsage reads pid's usage from /proc.
+func readUsage(pid int) (usage, error) {
+	var u usage
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, err
+	}
+	for line := range strings.Lines(string(status)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) < 2:
+		case f[0] == "VmRSS:":
+			u.rssKiB, _ = strconv.Atoi(f[1])
+		case f[0] == "Threads:":
+			u.threads, _ = strconv.Atoi(f[1])
+		}
+	}
+	stat, err := statFields(pid)
+	if err != nil {
+		return u, err
+	}
+	utime, _ := strconv.Atoi(stat[14-3])
+	stime, _ := strconv.Atoi(stat[15-3])
+	u.ticks = utime + stime
+
+	// Per thread: schedstat's first field is the time on a CPU in
+	// nanoseconds, finer than the ticks; the context switches count wake-ups.
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	if err != nil {
+		return u, err
+	}
+	for _, t := range tasks {
+		if data, err := os.ReadFile(t + "/schedstat"); err == nil {
+			if f := strings.Fields(string(data)); len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				u.cpu += n
+			}
+		}
+		data, err := os.ReadFile(t + "/status")
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(data)) {
+			f := strings.Fields(line)
+			if len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
+				n, _ := strconv.Atoi(f[1])
+				u.wakeups += n
+			}
+		}
+	}
+	return u, nil
+}
+
+// idle starts every init at once with a sleeping child, and the Go floors
+// beside them, and reads their memory and threads after 3 s and their CPU
+// use over the next 20 s. Manager watches one existing file, at its default
+// poll and at -poll 100ms.
+func (b *bench) idle() (section, error) {
+	conf := filepath.Join(b.work, "idle.conf")
+	if err := os.WriteFile(conf, []byte("idle\n"), 0o644); err != nil {
+		return section{}, err
+	}
+	inits := []initCmd{
+		{"manager -config FILE (poll 1s)", []string{b.manager, "-config", conf, "--"}},
+		{"manager -config FILE -poll 100ms", []string{b.manager, "-config", conf, "-poll", "100ms", "--"}},
+		{"Go floor (bench/floor)", []string{b.floor}},
+		{"Go floor + os/signal (bench/forward)", []string{b.forward}},
+	}
+	inits = append(inits, b.peers(false)[1:]...)
+	// Not inits, started without a child: Go programs that only poll, and
+	// one that only links what the contract requires and waits.
+	floors, err := b.floorBinaries()
+	if err != nil {
+		return section{}, err
+	}
+	others := []initCmd{
+		{"Go floor: sleep 1s + stat loop (harness poll)", []string{b.self, "poll", "1s", conf}},
+		{"Go floor: sleep 100ms + stat loop (harness poll)", []string{b.self, "poll", "100ms", conf}},
+		{"Go floor: the same, GOMAXPROCS=1", []string{"env", "GOMAXPROCS=1", b.self, "poll", "100ms", conf}}, // env execs: same pid
+		{"Go floor: mandated packages only, waiting (see Binary size)", []string{floors[len(floors)-1]}},
+	}
+	var cmds []*exec.Cmd
+	defer func() {
+		for _, c := range cmds {
+			stop(c)
+		}
+	}()
+	for _, in := range inits {
+		cmds = append(cmds, in.command("/bin/sleep", "1000"))
+	}
+	for _, o := range others {
+		cmds = append(cmds, o.command())
+	}
+	inits = append(inits, others...)
+	for i, c := range cmds {
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // see stop
+		if err := c.Start(); err != nil {
+			cmds = cmds[:i] // stop only what started
+			return section{}, fmt.Errorf("%s: %w", inits[i].name, err)
+		}
+	}
+	progress("waiting %s, then %s", idleSettle, idleSpan)
+	time.Sleep(idleSettle)
+	first := make([]usage, len(cmds))
+	for i, c := range cmds {
+		u, err := readUsage(c.Process.Pid)
+		if err != nil {
+			return section{}, fmt.Errorf("%s: %w", inits[i].name, err)
+		}
+		first[i] = u
+	}
+	time.Sleep(idleSpan)
+
+	var md strings.Builder
+	fmt.Fprintf(&md, "## Idle footprint\n\n")
+	fmt.Fprintf(&md, "All run at once: each init with the child `/bin/sleep 1000`, manager watching one existing file (`-config FILE`);\n")
+	fmt.Fprintf(&md, "beside them, without a child, Go programs that only sleep on a Go timer and stat that file (what a timer's\n")
+	fmt.Fprintf(&md, "wake-up costs any Go program) and the program that links only the packages the contract requires, waiting.\n")
+	fmt.Fprintf(&md, "VmRSS and Threads from /proc/PID/status %s after the start; then over %s: CPU ticks (utime+stime of\n", idleSettle, idleSpan)
+	fmt.Fprintf(&md, "/proc/PID/stat, 1/100 s), CPU time (sum over threads of /proc/PID/task/*/schedstat) and wake-ups (context switches).\n\n")
+	fmt.Fprintf(&md, "| program | VmRSS | threads | CPU ticks / 20 s | CPU time / 20 s | wake-ups / 20 s |\n|---|---|---|---|---|---|\n")
+	last := make([]usage, len(cmds))
+	for i, c := range cmds {
+		u, err := readUsage(c.Process.Pid)
+		if err != nil {
+			return section{}, fmt.Errorf("%s: %w", inits[i].name, err)
+		}
+		last[i] = u
+		f := first[i]
+		fmt.Fprintf(&md, "| %s | %s | %d | %d | %s | %d |\n", inits[i].name, mib(f.rssKiB), f.threads,
+			u.ticks-f.ticks, ms(time.Duration(u.cpu-f.cpu)), u.wakeups-f.wakeups)
+		progress("%s: %s, %d threads, %d ticks", inits[i].name, mib(f.rssKiB), f.threads, u.ticks-f.ticks)
+	}
+
+	// By name: the rows of manager and of the floors each target is set against.
+	at := func(name string) (usage, usage) {
+		for i, in := range inits {
+			if in.name == name {
+				return first[i], last[i]
+			}
+		}
+		panic("idle: no row " + name)
+	}
+	def, defEnd := at("manager -config FILE (poll 1s)")
+	fast, fastEnd := at("manager -config FILE -poll 100ms")
+	fwd, _ := at("Go floor + os/signal (bench/forward)")
+	mandated, _ := at("Go floor: mandated packages only, waiting (see Binary size)")
+	poll1, poll1End := at("Go floor: sleep 1s + stat loop (harness poll)")
+	poll100, poll100End := at("Go floor: sleep 100ms + stat loop (harness poll)")
+	single, singleEnd := at("Go floor: the same, GOMAXPROCS=1")
+	cpu := func(a, b usage) string {
+		return fmt.Sprintf("%s (%s)", ticks(b.ticks-a.ticks), ms(time.Duration(b.cpu-a.cpu)))
+	}
+	return section{md.String(), []verdict{
+		{"idle RSS ≤ 2.5 MiB", mib(def.rssKiB),
+			fmt.Sprintf("%s (mandated packages only); %s (bench/forward)", mib(mandated.rssKiB), mib(fwd.rssKiB)),
+			def.rssKiB <= 2560},
+		{"idle threads ≤ 5", strconv.Itoa(def.threads), fmt.Sprintf("%d (bench/forward)", fwd.threads), def.threads <= 5},
+		{"idle CPU over 20 s at the defaults: 0 ticks", cpu(def, defEnd), cpu(poll1, poll1End) + ": 1 s timer + stat",
+			defEnd.ticks == def.ticks},
+		{"idle CPU over 20 s at `-poll 100ms`: ≤ 1 tick", cpu(fast, fastEnd),
+			cpu(poll100, poll100End) + ": 100 ms timer + stat; " + cpu(single, singleEnd) + " with GOMAXPROCS=1",
+			fastEnd.ticks-fast.ticks <= 1},
+	}}, nil
+}
+
+// ticks formats a count of clock ticks.
+func ticks(n int) string {
+	if n == 1 {
+		return "1 tick"
+	}
+	return fmt.Sprintf("%d ticks", n)
+}
+
+// mib formats KiB as MiB.
+func mib(kib int) string {
+	return fmt.Sprintf("%.2f MiB", float64(kib)/1024)
+}
