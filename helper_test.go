@@ -441,16 +441,32 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *watchedCmd {
 	return r
 }
 
-// wait waits for the command to exit and returns its exit code.
+// wait waits for the command to exit, and for all it wrote to be read, and
+// returns its exit code. Output that stays open after the exit means some
+// process outlived the command holding its standard streams: a failure too.
 func (r *watchedCmd) wait(timeout time.Duration) int {
 	r.t.Helper()
+	deadline := time.NewTimer(boundTimeout(r.t, timeout))
+	defer deadline.Stop()
 	select {
 	case <-r.done:
-		return r.code
-	case <-time.After(boundTimeout(r.t, timeout)):
+	case <-deadline.C:
 		r.t.Fatalf("%s did not exit within %v; standard error:\n%s\nstandard output:\n%s", r.cmd.Path, timeout, r.stderr, r.stdout)
 	}
-	return 0
+	for _, l := range []*lines{r.stdout, r.stderr} {
+		for {
+			_, changed, eof := l.snapshot()
+			if eof {
+				break
+			}
+			select {
+			case <-changed:
+			case <-deadline.C:
+				r.t.Fatalf("%s exited, but its output was still open %v after it started: a process outlived it", r.cmd.Path, timeout)
+			}
+		}
+	}
+	return r.code
 }
 
 // exited reports whether the command has exited.
