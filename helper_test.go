@@ -92,17 +92,8 @@ func runHelper(args []string) int {
 		return 0
 	case "env": // the environment a child is started with
 		cwd, _ := os.Getwd()
-		status, _ := os.ReadFile("/proc/self/status")
-		var ign, blk string
-		for _, line := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
-				ign = strings.TrimSpace(v)
-			}
-			if v, ok := strings.CutPrefix(line, "SigBlk:"); ok {
-				blk = strings.TrimSpace(v)
-			}
-		}
-		fmt.Printf("FLUSH_TEST_VAR=%s\ncwd=%s\nsigign=%s\nsigblk=%s\n", os.Getenv("FLUSH_TEST_VAR"), cwd, ign, blk)
+		fmt.Printf("FLUSH_TEST_VAR=%s\ncwd=%s\nsigign=%s\nsigblk=%s\n", os.Getenv("FLUSH_TEST_VAR"), cwd,
+			statusField("self", "SigIgn"), statusField("self", "SigBlk"))
 		return 0
 	case "id":
 		fmt.Printf("ready pid=%d uid=%d gid=%d\n", os.Getpid(), os.Getuid(), os.Getgid())
@@ -597,6 +588,21 @@ func procState(pid int) (state byte, ppid int, ok bool) {
 	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	ppid, _ = strconv.Atoi(rest[1])
 	return rest[0][0], ppid, true
+}
+
+// statusField returns the value of key in /proc/PROC/status, where PROC is
+// "self" or a pid, or "" if there is no such process or key.
+func statusField(proc, key string) string {
+	b, err := os.ReadFile("/proc/" + proc + "/status")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // alive reports whether pid exists and is not a zombie.

@@ -314,10 +314,7 @@ func (s *supervisor) shutdown(sig syscall.Signal) {
 	if s.cfg.stopExplicit {
 		sig = s.cfg.stopSignal
 	}
-	s.phase = stopping
-	s.pending = false
-	stopTimer(&s.poll)
-	s.cancelCheck()
+	s.beginExit()
 	if s.pid != 0 {
 		s.forward(sig)
 		s.armGrace()
@@ -336,6 +333,15 @@ func (s *supervisor) shutdown(sig syscall.Signal) {
 	s.settle()
 }
 
+// beginExit makes the supervisor's goal manager's exit: no change is acted
+// on any more, and a -check in progress is abandoned.
+func (s *supervisor) beginExit() {
+	s.phase = stopping
+	s.pending = false
+	stopTimer(&s.poll)
+	s.cancelCheck()
+}
+
 // armGrace starts the grace period unless one is running already: a second
 // signal or a leftover does not extend it.
 func (s *supervisor) armGrace() {
@@ -347,22 +353,21 @@ func (s *supervisor) armGrace() {
 // onChildExit handles the child's exit status. Unless manager asked for it
 // to restart, the child's exit is manager's exit.
 func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
+	attrs := append([]any{"pid", s.pid}, describeStatus(ws)...)
 	s.pid = 0
 	s.code = exitCode(ws)
 	if s.cfg.remap[s.code] {
 		s.code = 0
 	}
-	attrs := append([]any{"pid", s.pgid}, describeStatus(ws)...)
-	if s.phase == restarting {
+	switch s.phase {
+	case restarting:
 		s.log.Info("child stopped for restart", attrs...)
-	} else {
+	case running:
 		s.log.Info("child exited", attrs...)
-		if s.why == "" {
-			s.why = "child exited"
-		}
-		s.phase = stopping
-		stopTimer(&s.poll)
-		s.cancelCheck()
+		s.why = "child exited"
+		s.beginExit()
+	default: // stopping: the shutdown said why
+		s.log.Info("child exited", attrs...)
 	}
 	// What the child left behind gets the stop signal and whatever remains
 	// of the grace period.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -83,7 +84,7 @@ func TestStartFailures(t *testing.T) {
 			if got := p.wait(10 * time.Second); got != tc.want {
 				t.Fatalf("manager -- %s: exit code %d, want %d", tc.command, got, tc.want)
 			}
-			p.stderr.wait(t, `level=ERROR msg=exiting reason="cannot start child" `+regexpQuote(tc.msg), time.Second)
+			p.stderr.wait(t, `level=ERROR msg=exiting reason="cannot start child" `+regexp.QuoteMeta(tc.msg), time.Second)
 			if n := len(p.stderr.matching(`level=(ERROR|WARN)`)); n != 1 {
 				t.Errorf("%d error lines, want one:\n%s", n, p.stderr)
 			}
@@ -98,11 +99,6 @@ func TestStartFailures(t *testing.T) {
 			t.Errorf("manager -grace ten printed %q, want one line naming flag and value", got)
 		}
 	})
-}
-
-func regexpQuote(s string) string {
-	r := strings.NewReplacer(`.`, `\.`, `(`, `\(`, `)`, `\)`, `+`, `\+`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`, `{`, `\{`, `}`, `\}`, `|`, `\|`, `^`, `\^`, `$`, `\$`)
-	return r.Replace(s)
 }
 
 // TestSignalsReachChild is integration test 3.
@@ -433,7 +429,7 @@ func TestChildEnvironment(t *testing.T) {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	for _, want := range []string{"FLUSH_TEST_VAR=from the test", "cwd=" + dir, "sigblk=0000000000000000"} {
-		if got := p.stdout.matching("^" + regexpQuote(want) + "$"); len(got) != 1 {
+		if got := p.stdout.matching("^" + regexp.QuoteMeta(want) + "$"); len(got) != 1 {
 			t.Errorf("child printed no %q; got:\n%s", want, p.stdout)
 		}
 	}
@@ -451,21 +447,11 @@ func TestChildEnvironment(t *testing.T) {
 // ignoredSignals reads this process's SigIgn mask from /proc.
 func ignoredSignals(t *testing.T) uint64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	n, err := strconv.ParseUint(statusField("self", "SigIgn"), 16, 64)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("SigIgn of /proc/self/status: %v", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no SigIgn in /proc/self/status")
-	return 0
+	return n
 }
 
 // TestCommandLine runs the binary's early exits and its JSON log format.

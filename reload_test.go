@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,30 +90,25 @@ func stop(t *testing.T, p *proc) {
 	}
 }
 
-// TestReloadInPlaceWrite is reload test 1.
-func TestReloadInPlaceWrite(t *testing.T) {
+// TestReloadWrite is reload tests 1 and 2: a write in place, and an
+// editor's save (a temporary file renamed into place), each restart once.
+func TestReloadWrite(t *testing.T) {
 	integration(t)
-	t.Parallel()
-	p, _, conf := watchedApp(t, "")
-	wantStarts(t, p, "v1")
-	writeFile(t, conf, "v2")
-	wantStarts(t, p, "v1", "v2")
-	writeFile(t, conf, "v3") // the sentinel
-	wantStarts(t, p, "v1", "v2", "v3")
-	stop(t, p)
-}
-
-// TestReloadRenameIntoPlace is reload test 2: an editor's save.
-func TestReloadRenameIntoPlace(t *testing.T) {
-	integration(t)
-	t.Parallel()
-	p, dir, _ := watchedApp(t, "")
-	wantStarts(t, p, "v1")
-	renameInto("app.conf", "v2")(t, dir)
-	wantStarts(t, p, "v1", "v2")
-	renameInto("app.conf", "v3")(t, dir)
-	wantStarts(t, p, "v1", "v2", "v3")
-	stop(t, p)
+	for name, op := range map[string]func(content string) fsOp{
+		"1 in place":          func(content string) fsOp { return write("app.conf", content) },
+		"2 rename into place": func(content string) fsOp { return renameInto("app.conf", content) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p, dir, _ := watchedApp(t, "")
+			wantStarts(t, p, "v1")
+			op("v2")(t, dir)
+			wantStarts(t, p, "v1", "v2")
+			op("v3")(t, dir) // the sentinel
+			wantStarts(t, p, "v1", "v2", "v3")
+			stop(t, p)
+		})
+	}
 }
 
 // TestReloadConfigMap is reload test 3: the kubelet's atomic writer,
@@ -247,7 +243,7 @@ func TestReloadMissingConfig(t *testing.T) {
 	if err := os.Remove(conf); err != nil {
 		t.Fatal(err)
 	}
-	p.stderr.wait(t, `level=WARN msg="config missing" path=`+regexpQuote(conf), 10*time.Second)
+	p.stderr.wait(t, `level=WARN msg="config missing" path=`+regexp.QuoteMeta(conf), 10*time.Second)
 	settledUnchanged(t, p, 1) // the deletion settles, and is no change
 	writeFile(t, conf, "v1")  // back with the bytes the child has
 	settledUnchanged(t, p, 2)
@@ -319,22 +315,12 @@ func procUsage(t *testing.T, pid int) resources {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := resources{fds: len(fds)}
-	for _, line := range strings.Split(string(status), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "Threads:":
-			r.threads, _ = strconv.Atoi(f[1])
-		case "VmRSS:":
-			r.rssKiB, _ = strconv.Atoi(f[1])
-		}
+	r.threads, _ = strconv.Atoi(statusField(strconv.Itoa(pid), "Threads"))
+	rss, _, _ := strings.Cut(statusField(strconv.Itoa(pid), "VmRSS"), " ") // "4352 kB"
+	r.rssKiB, _ = strconv.Atoi(rss)
+	if r.threads == 0 || r.rssKiB == 0 {
+		t.Fatalf("/proc/%d/status: no Threads or VmRSS", pid)
 	}
 	return r
 }

@@ -495,17 +495,11 @@ func (c *runcContainer) stopGracefully(want int) {
 // procStatusField returns the value of key in /proc/PID/status.
 func procStatusField(t *testing.T, pid int, key string) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
+	v := statusField(strconv.Itoa(pid), key)
+	if v == "" {
+		t.Fatalf("/proc/%d/status has no %s", pid, key)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	t.Fatalf("/proc/%d/status has no %s", pid, key)
-	return ""
+	return v
 }
 
 // rootMountOptions returns the mount options of / as process pid sees it
