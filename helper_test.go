@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +101,18 @@ func runHelper(args []string) int {
 		return 0
 	case "app": // app LOCK CONF [ignore-term]: a restartable program
 		return runApp(arg(0), arg(1), arg(2))
+	case "steady-signals": // signals, after making every thread it will need: it must run on in a full pids cgroup
+		runtime.GOMAXPROCS(1)
+		reserveThreads(threadReserve)
+		return reportSignals()
+	case "setuid-ignore-term": // as a set-user-ID root copy: become root through and through, then ignore TERM
+		if err := syscall.Setuid(0); err != nil {
+			fmt.Fprintln(os.Stderr, "setuid:", err)
+			return 1
+		}
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Printf("ready pid=%d uid=%d\n", os.Getpid(), os.Getuid())
+		block()
 	case "check-config": // check-config FILE: fail if FILE says "bad"
 		b, err := os.ReadFile(arg(0))
 		if err != nil || strings.Contains(string(b), "bad") {
@@ -253,11 +266,17 @@ func binaries(t *testing.T) (manager, helper string) {
 		if buildErr = os.Chmod(binDir, 0o755); buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(binDir, "manager"), ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
+		// FLUSH_TEST_MANAGER runs the tests against another build, such
+		// as an older commit's, to show that a test catches its fault.
+		if other := os.Getenv("FLUSH_TEST_MANAGER"); other != "" {
+			buildErr = copyFile(other, filepath.Join(binDir, "manager"), 0o755)
+		} else {
+			cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(binDir, "manager"), ".")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+				return
+			}
 		}
 		exe, err := os.Executable()
 		if err != nil {
@@ -392,6 +411,13 @@ type runOpts struct {
 	dir   string   // working directory; "" keeps the test's
 	stdin *os.File
 	attr  func(*syscall.SysProcAttr) // last adjustments, e.g. a terminal
+
+	// stderr, if set, is manager's standard error instead of a pipe the
+	// test reads: its log lines are then not waited for.
+	stderr *os.File
+	// shell, if set, is a sh(1) snippet run just before manager is
+	// exec'd in its place (same pid), e.g. "ulimit -n 7".
+	shell string
 }
 
 // watchedCmd is a started command whose output lines can be waited for.
@@ -407,7 +433,10 @@ type watchedCmd struct {
 // startCmd starts cmd with its standard output and error read into lines.
 // Pipes are made here rather than by os/exec, whose Wait would also wait
 // for every process holding them open: a leftover must not hang a test.
-func startCmd(t *testing.T, cmd *exec.Cmd) *watchedCmd {
+//
+// With stderr given, the command writes there instead, and its stderr lines
+// are empty.
+func startCmd(t *testing.T, cmd *exec.Cmd, stderr *os.File) *watchedCmd {
 	t.Helper()
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -418,6 +447,10 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *watchedCmd {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
+	if stderr != nil {
+		cmd.Stderr = stderr
+		errW.Close()
+	}
 	r := &watchedCmd{t: t, cmd: cmd, stdout: readLines(outR), stderr: readLines(errR), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", cmd.Path, err)
@@ -483,6 +516,9 @@ func startManager(t *testing.T, o runOpts, args ...string) *proc {
 		requirePIDNamespace(t)
 	}
 	cmd := exec.Command(manager, args...)
+	if o.shell != "" {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", o.shell + ` && exec "$@"`, "sh", manager}, args...)...)
+	}
 	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1")
 	cmd.Env = append(cmd.Env, o.env...)
 	cmd.Stdin = o.stdin
@@ -503,7 +539,7 @@ func startManager(t *testing.T, o runOpts, args ...string) *proc {
 	if o.attr != nil {
 		o.attr(cmd.SysProcAttr)
 	}
-	p := &proc{startCmd(t, cmd)}
+	p := &proc{startCmd(t, cmd, o.stderr)}
 	t.Cleanup(func() {
 		if !p.exited() {
 			if t.Failed() {

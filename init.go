@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Clock is the supervisor's source of time. The real one is the time
@@ -43,6 +44,7 @@ type kernel interface {
 	start(spec procSpec) (pid int, err error)
 	kill(pid int, sig syscall.Signal) error
 	reap(handle func(pid int, status syscall.WaitStatus))
+	hasChildren() bool
 }
 
 // osKernel is the real kernel.
@@ -51,13 +53,14 @@ type osKernel struct{}
 func (osKernel) start(spec procSpec) (int, error)       { return launch(spec) }
 func (osKernel) kill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
 func (osKernel) reap(h func(int, syscall.WaitStatus))   { reapAll(h) }
+func (osKernel) hasChildren() bool                      { return hasChildren() }
 
 // phase is where the supervisor is in the child's life.
 type phase int
 
 const (
 	running    phase = iota // the child runs; changes are acted on
-	restarting              // the child is being stopped; a new one starts once its group is gone
+	restarting              // the child is being stopped or started; a new one starts once its group is gone
 	stopping                // manager exits once the child's group (as PID 1: every process) is gone
 )
 
@@ -65,13 +68,22 @@ const (
 const (
 	// killWait bounds the wait for processes to disappear after SIGKILL.
 	// They die at once; what can remain is a zombie whose parent is not
-	// manager and does not reap it, which must not hold manager forever.
+	// manager and does not reap it, or a process manager may not signal,
+	// neither of which may hold manager forever.
 	killWait = 2 * time.Second
 	// recheckEvery re-examines a process group that is emptying. Members
 	// reaped by a parent other than manager send it no SIGCHLD.
 	recheckEvery = 50 * time.Millisecond
 	// gcPercent sets the garbage collector's heap goal (GOGC).
 	gcPercent = 20
+	// retryFirst and retryMax bound the backoff of whatever failed for
+	// lack of resources: a fork refused by a full pids or memory cgroup, a
+	// file that could not be opened for want of descriptors.
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 5 * time.Second
+	// daemonWindow is how soon an exit 0 leaving processes behind looks
+	// like a program that put itself in the background.
+	daemonWindow = time.Second
 )
 
 // supervisor owns every piece of mutable state of a running manager. Only the
@@ -83,43 +95,114 @@ type supervisor struct {
 	clock Clock
 	sys   kernel
 	fsys  fileSystem
-	pid1  bool // manager is PID 1: leftovers are every process in the namespace
+	pid1  bool          // manager is PID 1: leftovers are every process in the namespace
+	hash  func(hashJob) // starts hashing; the result comes back through onHashed
 
 	child     procSpec
 	checkSpec procSpec
-	devNull   *os.File // the check's standard input, held open for it
 
-	phase phase
-	pid   int    // the running child; 0 once it has been reaped
-	pgid  int    // the child's process group, kept after the child is reaped
-	code  int    // the exit code to leave with, once the child has exited
-	why   string // why manager is exiting; empty until it is
-	done  bool   // the loop ends, and manager exits with code
+	phase   phase
+	pid     int       // the running child; 0 once it has been reaped
+	pgid    int       // the child's process group, kept after the child is reaped
+	started time.Time // when the child was started
+	code    int       // the exit code to leave with, once the child has exited
+	why     string    // why manager is exiting; empty until it is
+	done    bool      // the loop ends, and manager exits with code
+
+	stoppedJob bool // manager stopped itself because its child was stopped at a terminal
 
 	grace   Timer // armed while processes are being stopped; nil otherwise
 	killed  bool  // SIGKILL has been sent; grace now bounds the wait for the dead
-	gaveUp  bool  // killWait passed after SIGKILL: remaining zombies are not waited for
+	gaveUp  bool  // killWait passed after SIGKILL: remaining processes are not waited for
 	recheck Timer // armed while waiting for a process group to empty
 
-	poll      Timer             // next look at the watched paths; nil when not watching
-	watch     debouncer         // change detection state
-	running   map[string]digest // content the child was started or last reloaded with
-	candidate map[string]digest // content being checked, to become running
-	pending   bool              // a change settled while an action was under way
-	checkPid  int               // the running -check; 0 when none
-	checkEnd  Timer             // kills the -check at -grace
+	retry     Timer         // armed while waiting to retry what lacked resources
+	retryWait time.Duration // the last backoff; zero after a success
+
+	poll        Timer           // next look at the watched paths; nil when not watching
+	watch       debouncer       // change detection state
+	running     content         // what the child was started or last reloaded with; nil until hashed
+	candidate   content         // content being checked, to become running
+	pending     bool            // a change settled that is not acted on yet
+	hashing     bool            // a hash is under way; its result comes to onHashed
+	hashStarted time.Time       // when the hash under way started
+	unreadable  map[string]bool // watched files reported unreadable, until they are readable
+	checkPid    int             // the running -check; 0 when none
+	checkEnd    Timer           // kills the -check at -grace
 }
 
 // newSupervisor prepares a supervisor for cfg; nothing is started yet.
 func newSupervisor(cfg *config, log *slog.Logger, clock Clock, k kernel, fsys fileSystem, pid1 bool) *supervisor {
-	return &supervisor{cfg: cfg, log: log, clock: clock, sys: k, fsys: fsys, pid1: pid1,
-		watch: debouncer{quiet: cfg.debounce}}
+	return &supervisor{cfg: cfg, log: log, clock: clock, sys: k, fsys: fsys, pid1: pid1, unreadable: map[string]bool{}}
+}
+
+// signals are the channels manager's signals arrive on, subscribed to before
+// anything else happens.
+type signals struct {
+	chld     chan os.Signal // SIGCHLD; one slot, since each wake-up reaps until nothing is left
+	shutdown chan os.Signal // TERM and INT
+	forward  chan os.Signal // everything else manager forwards
+	ignored  []syscall.Signal
+}
+
+// subscribe asks for every signal manager handles. It runs first thing in
+// main: until it returns, a SIGTERM takes the Go runtime's default path,
+// which for PID 1 (which the kernel will not kill) ends in exit code 2.
+//
+// TERM and INT get their own channel so that a flood of other signals can
+// never crowd out a shutdown (os/signal drops what a full channel cannot
+// take). A signal manager was started with ignored (nohup's HUP, the INT of
+// a shell's "cmd &") is not subscribed to, so that it stays ignored, also
+// for the child, which inherits ignored dispositions through exec, as under
+// tini and catatonit. Only what the Go runtime leaves as it found it can be
+// seen that way: it respects an inherited SIG_IGN for HUP and INT, and
+// leaves TSTP, TTIN, TTOU and CONT alone until subscribed, but installs its
+// handler over every other signal before main runs.
+func subscribe() *signals {
+	s := &signals{chld: make(chan os.Signal, 1), shutdown: make(chan os.Signal, 8), forward: make(chan os.Signal, 256)}
+	// Each signal.Notify is a handshake with the runtime's signal thread
+	// (tens of µs): TERM and INT, which end PID 1 with code 2 until then,
+	// come first.
+	s.notify(s.shutdown, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(s.chld, syscall.SIGCHLD)
+	var forward []syscall.Signal
+	for _, sig := range forwardedSignals() {
+		forward = append(forward, sig.(syscall.Signal))
+	}
+	s.notify(s.forward, forward...)
+	return s
+}
+
+// notify subscribes c to sigs, except those ignored at start.
+func (s *signals) notify(c chan os.Signal, sigs ...syscall.Signal) {
+	var want []os.Signal
+	for _, sig := range sigs {
+		if ignoredAtStart(sig) {
+			s.ignored = append(s.ignored, sig)
+		} else {
+			want = append(want, sig)
+		}
+	}
+	signal.Notify(c, want...)
+}
+
+// ignoredAtStart reports whether sig's disposition is SIG_IGN now, before
+// manager subscribes to it.
+func ignoredAtStart(sig syscall.Signal) bool {
+	var old [8]uintptr // struct sigaction; its handler comes first on every architecture manager is built for
+	_, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old[0])), 8, 0, 0)
+	const sigIgn = 1
+	return e == 0 && old[0] == sigIgn
 }
 
 // supervise runs manager: it starts the child and loops over events until
 // the child and everything it left behind are gone, and returns the exit code.
-func supervise(cfg *config, log *slog.Logger) int {
+func supervise(cfg *config, log *slog.Logger, sigs *signals) int {
 	s := newSupervisor(cfg, log, realClock{}, osKernel{}, osFS{racyWindow}, os.Getpid() == 1)
+	hashed := make(chan hashResult, 1) // one hash at a time: a send never waits
+	s.hash = func(job hashJob) {
+		go func() { hashed <- hashNow(s.fsys, job) }()
+	}
 	if !s.pid1 {
 		if err := becomeSubreaper(); err != nil {
 			log.Warn("orphans will not be reaped", "error", err)
@@ -127,30 +210,22 @@ func supervise(cfg *config, log *slog.Logger) int {
 			log.Info("not PID 1: reaping orphans as a child subreaper", "pid", os.Getpid())
 		}
 	}
-
-	// Subscribe before the first child exists, so that none of its exits or
-	// signals can be missed. SIGCHLD coalesces harmlessly into one slot: each
-	// wake-up reaps until nothing is left. TERM and INT get their own channel
-	// so that a flood of other signals can never crowd out a shutdown
-	// (os/signal drops what a full channel cannot take).
-	sigchld := make(chan os.Signal, 1)
-	signal.Notify(sigchld, syscall.SIGCHLD)
-	shutdown := make(chan os.Signal, 8)
-	signal.Notify(shutdown, syscall.SIGTERM, syscall.SIGINT)
-	forward := make(chan os.Signal, 256)
-	signal.Notify(forward, forwardedSignals()...)
-
+	for _, sig := range sigs.ignored {
+		log.Info("signal ignored from the start; it stays ignored, also for the child", "signal", signalName(sig))
+	}
 	if !s.begin(ownsTerminal()) {
 		return s.code
 	}
 	for !s.done {
 		select {
-		case <-sigchld:
+		case <-sigs.chld:
 			s.reap()
-		case sig := <-shutdown:
+		case sig := <-sigs.shutdown:
 			s.onSignal(sig.(syscall.Signal))
-		case sig := <-forward:
+		case sig := <-sigs.forward:
 			s.onSignal(sig.(syscall.Signal))
+		case r := <-hashed:
+			s.onHashed(r)
 		case <-timerC(s.poll):
 			tuneRuntime() // here, not in onPoll: tests must keep their runtime
 			s.onPoll()
@@ -160,6 +235,8 @@ func supervise(cfg *config, log *slog.Logger) int {
 			s.onRecheck()
 		case <-timerC(s.checkEnd):
 			s.onCheckTimeout()
+		case <-timerC(s.retry):
+			s.onRetry()
 		}
 	}
 	return s.code
@@ -207,44 +284,63 @@ func forwardedSignals() []os.Signal {
 func (s *supervisor) begin(foreground bool) bool {
 	path, err := resolveCommand(s.cfg.argv[0])
 	env := os.Environ()
-	s.child = procSpec{path: path, argv: s.cfg.argv, env: env, files: []uintptr{0, 1, 2}, foreground: foreground}
+	s.child = procSpec{path: path, argv: s.cfg.argv, env: env, files: []int{0, 1, 2}, foreground: foreground}
 	if err != nil {
 		s.failStart(err)
 		return false
 	}
-	// The check's output goes to standard error: standard output is the
-	// child's, and a validator's complaints belong with manager's logs. Its
+	// The check's output is relayed into manager's log, line by line: it
+	// is a validator's verdict, and standard output is the child's. Its
 	// input is /dev/null: standard input may be a terminal the child owns,
 	// where a read would stop the check with SIGTTIN.
-	stdin := uintptr(0)
+	stdin := -1
 	if s.cfg.check != nil {
-		if null, err := os.Open(os.DevNull); err == nil {
-			s.devNull, stdin = null, null.Fd()
+		if fd, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err == nil {
+			stdin = fd
 		}
 	}
-	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []uintptr{stdin, 2, 2}}
+	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []int{stdin, -1, -1},
+		relay: s.relayCheckOutput, relayFor: s.cfg.grace + killWait}
 	if len(s.cfg.configs) > 0 {
-		s.watch.last = snapshot(s.fsys, s.cfg.configs)
-		s.running = contents(s.fsys, s.cfg.configs)
-		for _, p := range s.cfg.configs {
-			if _, ok := s.running[p]; !ok {
-				s.log.Debug("config missing; watching for it to appear", "path", p)
-			}
-		}
+		s.watch = newDebouncer(s.cfg.debounce, snapshot(s.fsys, s.cfg.configs))
+		s.warnMissing()
 		s.poll = s.clock.NewTimer(s.cfg.poll)
+		s.requestHash(baseline)
 	}
 	return s.startChild()
 }
 
-// startChild starts the command. On failure the supervisor is done, with the
-// shell's exit code for it.
+// warnMissing names the watched paths that do not exist at start, unless
+// they are the historical default, which most uses of manager never create.
+func (s *supervisor) warnMissing() {
+	for _, p := range s.cfg.configs {
+		if has(s.watch.last, p) {
+			continue
+		}
+		level := slog.LevelWarn
+		if p == defaultConfig {
+			level = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), level, "config missing; watching for it to appear", "path", p)
+	}
+}
+
+// startChild starts the command. It reports false if it cannot be started,
+// the supervisor then being done with the shell's exit code for it. A start
+// refused for lack of resources (a full pids cgroup: EAGAIN) is retried.
 func (s *supervisor) startChild() bool {
 	pid, err := s.sys.start(s.child)
 	if err != nil {
+		if startLacksResources(err) {
+			s.phase, s.pid = restarting, 0
+			s.retryLater("cannot start child", err)
+			return true
+		}
 		s.failStart(err)
 		return false
 	}
-	s.pid, s.pgid, s.phase = pid, pid, running
+	s.retryWait = 0
+	s.pid, s.pgid, s.phase, s.started = pid, pid, running, s.clock.Now()
 	s.killed, s.gaveUp = false, false
 	s.log.Info("child started", "pid", pid, "command", s.child.path)
 	return true
@@ -254,18 +350,47 @@ func (s *supervisor) startChild() bool {
 func (s *supervisor) failStart(err error) {
 	code, why := startError(s.child.path, err)
 	s.code, s.done = code, true
-	s.log.Error("exiting", "reason", "cannot start child", "command", s.cfg.argv[0], "error", why.Error(), "code", code)
+	attrs := []any{"reason", "cannot start child", "command", s.cfg.argv[0], "error", why.Error(), "code", code}
+	if len(s.cfg.argv) == 1 && s.cfg.argv[0] == defaultCommand {
+		attrs = append(attrs, "hint", "no command given, so manager ran its historical default; usage: manager [flags] [--] COMMAND [ARG...] (manager -h)")
+	}
+	s.log.Error("exiting", attrs...)
 }
 
-// reap collects every exited process and gives each status to its owner:
-// the child's to the exit logic, the check's to the check logic, an orphan's
-// to nobody.
+// retryLater arms the retry timer with the next backoff: 100 ms, doubling up
+// to 5 s, reset by a success.
+func (s *supervisor) retryLater(what string, err error) {
+	s.retryWait = min(max(2*s.retryWait, retryFirst), retryMax)
+	s.log.Warn(what+"; retrying", "error", err, "delay", s.retryWait)
+	stopTimer(&s.retry)
+	s.retry = s.clock.NewTimer(s.retryWait)
+}
+
+// onRetry tries again what lacked resources: starting the child, or acting
+// on a change (hashing it, or starting its check).
+func (s *supervisor) onRetry() {
+	s.retry = nil
+	if s.phase == restarting && s.pid == 0 {
+		s.settle()
+		return
+	}
+	s.idle()
+}
+
+// reap collects every process that exited, stopped or continued, and gives
+// each status to its owner: the child's to the exit logic, the check's to the
+// check logic, an orphan's to nobody.
 func (s *supervisor) reap() {
 	s.sys.reap(func(pid int, ws syscall.WaitStatus) {
-		switch pid {
-		case s.pid:
+		switch {
+		case ws.Stopped():
+			if pid == s.pid {
+				s.onChildStopped(ws.StopSignal())
+			}
+		case ws.Continued():
+		case pid == s.pid:
 			s.onChildExit(ws)
-		case s.checkPid:
+		case pid == s.checkPid:
 			s.onCheckExit(ws)
 		default:
 			// Guarded: building the attributes is most of manager's own
@@ -281,11 +406,14 @@ func (s *supervisor) reap() {
 // onSignal handles a signal sent to manager: TERM and INT begin a shutdown,
 // every other one is forwarded.
 func (s *supervisor) onSignal(sig syscall.Signal) {
-	if (sig == syscall.SIGTERM || sig == syscall.SIGINT) && s.phase != stopping {
+	switch {
+	case (sig == syscall.SIGTERM || sig == syscall.SIGINT) && s.phase != stopping:
 		s.shutdown(sig)
-		return
+	case sig == syscall.SIGCONT && s.stoppedJob:
+		s.resumeJob()
+	default:
+		s.forward(sig)
 	}
-	s.forward(sig)
 }
 
 // forward sends sig to the child, or to its process group with -group.
@@ -298,11 +426,45 @@ func (s *supervisor) forward(sig syscall.Signal) {
 		s.log.Debug("signal not forwarded: no child", "signal", signalName(sig))
 		return
 	}
-	if err := s.sys.kill(target, sig); err != nil {
-		s.log.Debug("signal not forwarded", "signal", signalName(sig), "pid", target, "error", err)
-		return
+	if s.signal(target, sig) {
+		s.log.Debug("signal forwarded", "signal", signalName(sig), "pid", target)
 	}
-	s.log.Debug("signal forwarded", "signal", signalName(sig), "pid", target)
+}
+
+// signal sends sig to target and reports whether it was delivered. Only a
+// target that is gone is unremarkable; one manager may not signal (a child
+// that made itself root) is worth a warning: it cannot be stopped.
+func (s *supervisor) signal(target int, sig syscall.Signal) bool {
+	err := s.sys.kill(target, sig)
+	switch err {
+	case nil:
+		return true
+	case syscall.ESRCH:
+		s.log.Debug("signal not sent", "signal", signalName(sig), "pid", target, "error", err)
+	default:
+		s.log.Warn("signal not sent", "signal", signalName(sig), "pid", target, "error", err)
+	}
+	return false
+}
+
+// stop sends sig, a stop signal, to target, then SIGCONT, as systemd does: a
+// process stopped by SIGSTOP or Ctrl-Z would otherwise sit on the stop
+// signal until SIGKILL, its handler never run. SIGCONT is harmless to one
+// that runs.
+func (s *supervisor) stop(target int, sig syscall.Signal) {
+	s.signal(target, sig)
+	if sig != syscall.SIGKILL && sig != syscall.SIGCONT {
+		s.sys.kill(target, syscall.SIGCONT)
+	}
+}
+
+// stopChild sends sig, a stop signal, the way forward sends any signal.
+func (s *supervisor) stopChild(sig syscall.Signal) {
+	target := s.pid
+	if s.cfg.group {
+		target = -s.pgid
+	}
+	s.stop(target, sig)
 }
 
 // shutdown begins manager's exit: the child gets sig (or -stop-signal if it
@@ -314,9 +476,12 @@ func (s *supervisor) shutdown(sig syscall.Signal) {
 	if s.cfg.stopExplicit {
 		sig = s.cfg.stopSignal
 	}
+	if s.pid == 0 && s.started.IsZero() {
+		s.code = 128 + int(sig) // no child ever ran: manager ends as the signal would end one
+	}
 	s.beginExit()
 	if s.pid != 0 {
-		s.forward(sig)
+		s.stopChild(sig)
 		s.armGrace()
 		return
 	}
@@ -334,11 +499,12 @@ func (s *supervisor) shutdown(sig syscall.Signal) {
 }
 
 // beginExit makes the supervisor's goal manager's exit: no change is acted
-// on any more, and a -check in progress is abandoned.
+// on any more, nothing is retried, and a -check in progress is abandoned.
 func (s *supervisor) beginExit() {
 	s.phase = stopping
 	s.pending = false
 	stopTimer(&s.poll)
+	stopTimer(&s.retry)
 	s.cancelCheck()
 }
 
@@ -355,6 +521,7 @@ func (s *supervisor) armGrace() {
 func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 	attrs := append([]any{"pid", s.pid}, describeStatus(ws)...)
 	s.pid = 0
+	s.stoppedJob = false
 	s.code = exitCode(ws)
 	if s.cfg.remap[s.code] {
 		s.code = 0
@@ -365,6 +532,7 @@ func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 	case running:
 		s.log.Info("child exited", attrs...)
 		s.why = "child exited"
+		s.warnDaemon(ws)
 		s.beginExit()
 	default: // stopping: the shutdown said why
 		s.log.Info("child exited", attrs...)
@@ -374,6 +542,45 @@ func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 	if s.signalLeftovers(s.cfg.stopSignal) {
 		s.armGrace()
 	}
+}
+
+// warnDaemon warns about a child that exited 0 at once, leaving processes
+// behind: most likely a server that forked itself into the background, out
+// of manager's reach (nginx without "daemon off;").
+func (s *supervisor) warnDaemon(ws syscall.WaitStatus) {
+	if ws.Exited() && ws.ExitStatus() == 0 && s.clock.Now().Sub(s.started) < daemonWindow && s.sys.hasChildren() {
+		s.log.Warn("child exited 0 at once, leaving processes behind: it may have put itself in the background; run it in the foreground (nginx: -g 'daemon off;')",
+			"pid", s.pgid, "command", s.child.path)
+	}
+}
+
+// onChildStopped handles the child being stopped. At a terminal (a shell's
+// job, Ctrl-Z), the shell waits for manager, not for the child: manager
+// stops itself too, so that the shell sees its job stopped and gives the
+// prompt back, as dumb-init does. As PID 1 there is no such shell, and the
+// kernel would not stop PID 1 anyway.
+func (s *supervisor) onChildStopped(sig syscall.Signal) {
+	s.log.Info("child stopped", "pid", s.pid, "signal", signalName(sig))
+	if !s.child.foreground || s.pid1 || s.phase != running {
+		return
+	}
+	s.stoppedJob = true
+	s.log.Info("stopping manager too, as the shell's job", "pid", os.Getpid())
+	syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+}
+
+// resumeJob continues a child manager stopped with: the shell's fg or bg
+// continued manager. After fg, manager's group holds the terminal again, and
+// hands it back to the child's group, which the terminal stopped as a whole.
+func (s *supervisor) resumeJob() {
+	s.stoppedJob = false
+	if ownsTerminal() {
+		if err := giveTerminal(s.pgid); err != nil {
+			s.log.Warn("cannot give the terminal back to the child", "pid", -s.pgid, "error", err)
+		}
+	}
+	s.log.Info("continuing child", "pid", -s.pgid)
+	s.signal(-s.pgid, syscall.SIGCONT)
 }
 
 // leftoverTarget is the kill(2) pid that reaches what the child may leave
@@ -402,7 +609,7 @@ func (s *supervisor) signalLeftovers(sig syscall.Signal) bool {
 	if !s.killed {
 		target := s.leftoverTarget()
 		s.log.Info("stopping leftover processes", "pid", target, "signal", signalName(sig))
-		s.sys.kill(target, sig)
+		s.stop(target, sig)
 	}
 	return true
 }
@@ -410,8 +617,21 @@ func (s *supervisor) signalLeftovers(sig syscall.Signal) bool {
 // settle moves on once the child and its leftovers are gone: to a new child
 // when restarting, or to the exit. Until then it keeps re-examining.
 func (s *supervisor) settle() {
-	if s.phase == running || s.pid != 0 || s.done {
+	if s.phase == running || s.done || s.phase == restarting && s.pid == 0 && s.retry != nil {
 		return
+	}
+	if s.pid != 0 {
+		if !s.gaveUp {
+			return
+		}
+		// SIGKILL did not end the child: manager may not signal it (it
+		// made itself root). Waiting longer would wait forever.
+		s.log.Error("child cannot be killed; not waiting for it", "pid", s.pid)
+		s.pid, s.code = 0, 128+int(syscall.SIGKILL)
+		if s.phase == restarting {
+			s.why = "child cannot be stopped for a restart"
+			s.beginExit()
+		}
 	}
 	if s.leftoversRemain() {
 		if s.recheck == nil {
@@ -422,7 +642,7 @@ func (s *supervisor) settle() {
 	stopTimer(&s.grace)
 	stopTimer(&s.recheck)
 	if s.phase == restarting {
-		if s.startChild() {
+		if s.startChild() && s.pid != 0 {
 			s.idle()
 		}
 		return
@@ -450,73 +670,242 @@ func (s *supervisor) onGrace() {
 	s.log.Warn("grace period over; killing", "pid", s.leftoverTarget(), "grace", s.cfg.grace)
 	s.killed = true
 	if s.pid != 0 {
-		s.sys.kill(s.pid, syscall.SIGKILL) // it may have left its group
+		s.signal(s.pid, syscall.SIGKILL) // it may have left its group
 	}
-	s.sys.kill(s.leftoverTarget(), syscall.SIGKILL)
+	s.signal(s.leftoverTarget(), syscall.SIGKILL)
 	s.grace = s.clock.NewTimer(killWait)
 }
 
-// tuneRuntime fits the Go runtime to a manager that lives long and polls.
-// One P: the loop is a single goroutine, and with more Ps every wake-up of a
-// timer also wakes idle threads that spin for work and find none (measured
-// at -poll 100ms: 15 to 20% less CPU with one). A low GC goal: manager holds
-// little live data, and its only garbage comes from polls and the restarts
-// they cause; Go's default 4 MB minimum heap goal would let that garbage
-// grow its footprint by as much before the first collection. Both calls
-// stop the world (0.5 and 0.7 ms, measured), so they are made at the first
-// poll rather than at start, where a manager that watches nothing, and
-// makes no garbage to speak of, would pay them for nothing.
-var tuneRuntime = sync.OnceFunc(func() {
+// tuneRuntime lowers the garbage collector's goal once manager polls: it
+// holds little live data, and its only garbage comes from polls and the
+// restarts they cause; Go's default 4 MB minimum heap goal would let that
+// garbage grow its footprint by as much before the first collection. The
+// call stops the world (0.7 ms, measured), so it is made at the first poll
+// rather than at start, where a manager that watches nothing would pay it
+// for nothing.
+var tuneRuntime = sync.OnceFunc(func() { debug.SetGCPercent(gcPercent) })
+
+// threadReserve is how many OS threads manager makes, idle, before it
+// starts a child. The Go runtime creates threads as it needs them, and
+// crashes when it cannot ("newosproc"), which a child that fills the
+// container's pids limit would cause: as PID 1, killing every process at
+// once. With a thread in reserve for everything that can block at the same
+// time (the loop in a system call, the hasher in a read, the netpoller, the
+// thread that holds the one P, a spare), the runtime never needs one more;
+// it keeps idle threads for good. The threads with fixed jobs (sysmon, the
+// signal threads, the launcher, the log writer) exist by then.
+const threadReserve = 6
+
+// prepareRuntime fits the Go runtime to manager before anything starts:
+// one P, since the loop is a single goroutine, and with more Ps every
+// wake-up of a timer also wakes idle threads that spin for work and find
+// none (measured at -poll 100ms: 15 to 20% less CPU with one); and every
+// thread it will ever need.
+func prepareRuntime() {
 	runtime.GOMAXPROCS(1)
-	debug.SetGCPercent(gcPercent)
-})
+	startLauncher()
+	reserveThreads(threadReserve)
+}
+
+// reserveThreads makes the runtime create n threads: n goroutines lock
+// themselves to a thread each and wait until all have, which the runtime
+// can only serve with n threads, then return them to its idle pool.
+func reserveThreads(n int) {
+	var all sync.WaitGroup
+	release := make(chan struct{})
+	all.Add(n)
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			all.Done()
+			<-release
+			runtime.UnlockOSThread()
+		}()
+	}
+	all.Wait()
+	close(release)
+}
 
 // onPoll looks at the watched paths and acts once a change has settled.
 func (s *supervisor) onPoll() {
 	s.poll = s.clock.NewTimer(s.cfg.poll)
 	before := s.watch.last
-	settled := s.watch.observe(s.clock.Now(), snapshot(s.fsys, s.cfg.configs))
+	o := s.watch.observe(s.clock.Now(), snapshot(s.fsys, s.cfg.configs))
 	for _, p := range vanished(s.cfg.configs, before, s.watch.last) {
 		s.log.Warn("config missing", "path", p)
 	}
-	if settled {
+	for _, p := range o.busy {
+		s.log.Warn("config busy: changing for too long; changes beside it no longer wait for it (move it out of the watched directory)",
+			"path", p, "after", s.watch.busyAfter)
+	}
+	for _, p := range o.quiet {
+		s.log.Info("config quiet again", "path", p)
+	}
+	if o.settled {
 		s.pending = true
 		s.idle()
 	}
 }
 
 // idle acts on a pending change if nothing else is under way: changes that
-// settle during a check or a restart cause one more action after it.
+// settle during a hash, a check or a restart cause one more action after it.
 func (s *supervisor) idle() {
-	if !s.pending || s.phase != running || s.checkPid != 0 {
+	if !s.pending || s.phase != running || s.checkPid != 0 || s.hashing || s.retry != nil {
+		return
+	}
+	if s.running == nil {
+		s.requestHash(baseline) // the first hash failed; the change waits for it
 		return
 	}
 	s.pending = false
-	now := contents(s.fsys, s.cfg.configs)
-	changed, next := changedPaths(s.cfg.configs, s.running, now)
-	if len(changed) == 0 {
-		s.log.Debug("config unchanged")
+	s.requestHash(change)
+}
+
+// hashPurpose says what a hash is for.
+type hashPurpose int
+
+func (p hashPurpose) String() string {
+	if p == baseline {
+		return "baseline"
+	}
+	return "change"
+}
+
+const (
+	baseline hashPurpose = iota // what the child started with
+	change                      // what the paths hold after a change settled
+)
+
+// hashJob asks for the contents of paths.
+type hashJob struct {
+	paths   []string
+	purpose hashPurpose
+	before  []stamp // the snapshot the loop acts on: what the contents must match
+}
+
+// hashResult is a hashJob's answer.
+type hashResult struct {
+	job    hashJob
+	sums   content
+	bad    unreadable
+	stable bool  // no stat of the paths changed while they were hashed
+	err    error // manager lacked resources: try again
+}
+
+// requestHash starts hashing the watched paths, off the loop: a huge file
+// or a slow read must never delay forwarding, reaping or a timer.
+func (s *supervisor) requestHash(p hashPurpose) {
+	s.hashing, s.hashStarted = true, s.clock.Now()
+	s.log.Debug("hashing config", "purpose", p)
+	s.hash(hashJob{paths: s.cfg.configs, purpose: p, before: s.watch.last})
+}
+
+// hashNow does a hashJob. The paths are stat'ed again after hashing: if
+// they differ from the snapshot the loop took (when it started the child,
+// or saw the change settle), the content read may be newer than that, or
+// half old, half new.
+func hashNow(fsys fileSystem, job hashJob) hashResult {
+	sums, bad, err := contents(fsys, job.paths)
+	return hashResult{job: job, sums: sums, bad: bad, err: err, stable: sameFiles(job.before, snapshot(fsys, job.paths))}
+}
+
+// onHashed takes a hash's result: the content the child runs with, or a
+// change to act on.
+func (s *supervisor) onHashed(r hashResult) {
+	s.hashing = false
+	s.log.Debug("config hashed", "purpose", r.job.purpose, "took", s.clock.Now().Sub(s.hashStarted).Round(time.Millisecond))
+	if s.phase == stopping {
 		return
 	}
-	s.log.Info("config changed", "path", strings.Join(changed, ","))
+	if r.err != nil {
+		s.pending = true
+		s.retryLater("cannot read config", r.err)
+		return
+	}
+	s.noteUnreadable(r.bad)
+	if r.job.purpose == baseline {
+		s.running = r.sums
+		if !r.stable {
+			// The files changed while they were read: what the child
+			// read is unknown, so the next change that settles counts.
+			s.running = content{}
+		}
+		s.idle()
+		return
+	}
+	if s.phase != running {
+		s.pending = true // a restart is under way: one more action after it
+		return
+	}
+	if !r.stable {
+		return // they changed while hashed: the debouncer has seen it, and will settle again
+	}
+	changed, next := changedPaths(s.cfg.configs, s.running, r.sums)
+	if len(changed) == 0 {
+		s.log.Debug("config unchanged")
+		s.idle()
+		return
+	}
+	var names []string
+	for _, p := range changed {
+		names = append(names, changedEntries(p, s.running, r.sums)...)
+	}
+	s.log.Info("config changed", "path", strings.Join(names, ","))
 	s.candidate = next
 	if s.cfg.check == nil {
 		s.apply()
 		return
 	}
+	s.startCheck()
+}
+
+// noteUnreadable warns once about each watched file that exists but cannot
+// be read: its changes are seen only as changes of its error.
+func (s *supervisor) noteUnreadable(bad unreadable) {
+	for p, err := range bad {
+		if !s.unreadable[p] {
+			s.log.Warn("config unreadable; only its presence is watched", "path", p, "error", err)
+			s.unreadable[p] = true
+		}
+	}
+	for p := range s.unreadable {
+		if _, still := bad[p]; !still {
+			s.log.Info("config readable again", "path", p)
+			delete(s.unreadable, p)
+		}
+	}
+}
+
+// startCheck runs -check on the candidate content.
+func (s *supervisor) startCheck() {
 	pid, err := s.sys.start(s.checkSpec)
-	if err != nil {
-		s.log.Warn("check failed", "command", s.cfg.check[0], "error", err)
+	switch {
+	case err != nil && startLacksResources(err):
+		s.candidate = nil
+		s.pending = true
+		s.retryLater("cannot start check", err)
+		return
+	case err != nil:
+		s.log.Warn("check failed; keeping the running child", "command", strings.Join(s.cfg.check, " "), "error", err)
 		s.candidate = nil
 		return
 	}
+	s.retryWait = 0
 	s.checkPid = pid
 	s.checkEnd = s.clock.NewTimer(s.cfg.grace)
 	s.log.Debug("check started", "pid", pid)
 }
 
-// onCheckExit applies the checked change if the check passed.
+// relayCheckOutput is the check's procSpec.relay: each line the check writes
+// becomes a log line.
+func (s *supervisor) relayCheckOutput(line string) {
+	s.log.Info("check output", "line", line)
+}
+
+// onCheckExit applies the checked change if the check passed. Whatever the
+// check left in its process group is killed: a check leaves nothing behind.
 func (s *supervisor) onCheckExit(ws syscall.WaitStatus) {
+	s.sys.kill(-s.checkPid, syscall.SIGKILL)
 	s.checkPid = 0
 	stopTimer(&s.checkEnd)
 	if s.phase != running {
@@ -526,7 +915,7 @@ func (s *supervisor) onCheckExit(ws syscall.WaitStatus) {
 		s.log.Info("check passed")
 		s.apply()
 	} else {
-		s.log.Warn("check failed; keeping the running child", append([]any{"command", s.cfg.check[0]}, describeStatus(ws)...)...)
+		s.log.Warn("check failed; keeping the running child", append([]any{"command", strings.Join(s.cfg.check, " ")}, describeStatus(ws)...)...)
 		s.candidate = nil
 	}
 	s.idle()
@@ -560,6 +949,6 @@ func (s *supervisor) apply() {
 	}
 	s.log.Info("restarting", "pid", s.pid, "signal", signalName(s.cfg.stopSignal))
 	s.phase = restarting
-	s.forward(s.cfg.stopSignal)
+	s.stopChild(s.cfg.stopSignal)
 	s.armGrace()
 }

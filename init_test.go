@@ -116,6 +116,9 @@ func (k *fakeKernel) kill(pid int, sig syscall.Signal) error {
 	return syscall.ESRCH
 }
 
+// hasChildren reports whether any scripted process is alive or unreaped.
+func (k *fakeKernel) hasChildren() bool { return len(k.pgid) > 0 || len(k.queued) > 0 }
+
 func (k *fakeKernel) reap(h func(int, syscall.WaitStatus)) {
 	q := k.queued
 	k.queued = nil
@@ -153,13 +156,15 @@ func signaled(sig syscall.Signal) syscall.WaitStatus { return syscall.WaitStatus
 func (s sent) String() string { return fmt.Sprintf("kill(%d, %s)", s.pid, signalName(s.sig)) }
 
 // harness is a supervisor wired to a fake clock and kernel and the real file
-// system, with its log kept for assertions.
+// system, with its log kept for assertions. Hashes are computed at once and
+// delivered when the test says, as the loop would receive them.
 type harness struct {
-	t     *testing.T
-	s     *supervisor
-	clock *fakeClock
-	k     *fakeKernel
-	logs  bytes.Buffer
+	t      *testing.T
+	s      *supervisor
+	clock  *fakeClock
+	k      *fakeKernel
+	logs   bytes.Buffer
+	hashes []hashResult // computed, not yet delivered
 }
 
 // newHarness starts a supervisor for the command line args (whose command
@@ -173,10 +178,27 @@ func newHarness(t *testing.T, pid1 bool, args ...string) *harness {
 	h := &harness{t: t, clock: newFakeClock(), k: newFakeKernel()}
 	log := slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.s = newSupervisor(cfg, log, h.clock, h.k, osFS{}, pid1)
+	h.s.hash = func(job hashJob) { h.hashes = append(h.hashes, hashNow(h.s.fsys, job)) }
 	if !h.s.begin(false) {
 		t.Fatalf("begin: not started; log:\n%s", h.logs.String())
 	}
+	h.deliver()
 	return h
+}
+
+// reap lets the supervisor reap, as the loop does on SIGCHLD.
+func (h *harness) reap() {
+	h.s.reap()
+	h.deliver()
+}
+
+// deliver hands the supervisor the hashes it asked for, as the loop would.
+func (h *harness) deliver() {
+	for len(h.hashes) > 0 {
+		r := h.hashes[0]
+		h.hashes = h.hashes[1:]
+		h.s.onHashed(r)
+	}
 }
 
 // wantKills checks the signals sent since the last check.
@@ -450,7 +472,7 @@ func TestChildExitIsManagerExit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, false, append(tc.args, "-config=", "/bin/true")...)
 			h.k.exit(h.s.pid, tc.ws)
-			h.s.reap()
+			h.reap()
 			h.wantDone(tc.want)
 			h.wantKills() // nothing was left behind to stop
 			h.wantLog("msg=exiting", `reason="child exited"`, fmt.Sprintf("code=%d", tc.want))
@@ -463,29 +485,29 @@ func TestShutdown(t *testing.T) {
 		h := newHarness(t, false, "-config=", "/bin/true")
 		pid := h.s.pid
 		h.s.onSignal(syscall.SIGTERM)
-		h.wantKills(sent{pid, syscall.SIGTERM})
+		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT})
 		if h.s.grace == nil {
 			t.Fatal("no grace timer after SIGTERM")
 		}
 		h.k.exit(pid, signaled(syscall.SIGTERM))
-		h.s.reap()
+		h.reap()
 		h.wantDone(143)
 		h.wantLog("msg=exiting", `reason="shutdown on SIGTERM"`, "code=143")
 	})
 	t.Run("INT is forwarded as INT", func(t *testing.T) {
 		h := newHarness(t, false, "-config=", "/bin/true")
 		h.s.onSignal(syscall.SIGINT)
-		h.wantKills(sent{h.s.pid, syscall.SIGINT})
+		h.wantKills(sent{h.s.pid, syscall.SIGINT}, sent{h.s.pid, syscall.SIGCONT})
 	})
 	t.Run("explicit stop signal replaces TERM", func(t *testing.T) {
 		h := newHarness(t, false, "-config=", "-stop-signal", "QUIT", "/bin/true")
 		h.s.onSignal(syscall.SIGTERM)
-		h.wantKills(sent{h.s.pid, syscall.SIGQUIT})
+		h.wantKills(sent{h.s.pid, syscall.SIGQUIT}, sent{h.s.pid, syscall.SIGCONT})
 	})
 	t.Run("group mode signals the group", func(t *testing.T) {
 		h := newHarness(t, false, "-config=", "-group", "/bin/true")
 		h.s.onSignal(syscall.SIGTERM)
-		h.wantKills(sent{-h.s.pgid, syscall.SIGTERM})
+		h.wantKills(sent{-h.s.pgid, syscall.SIGTERM}, sent{-h.s.pgid, syscall.SIGCONT})
 	})
 	t.Run("second TERM is forwarded, grace not extended", func(t *testing.T) {
 		h := newHarness(t, false, "-config=", "-grace", "5s", "/bin/true")
@@ -494,7 +516,7 @@ func TestShutdown(t *testing.T) {
 		grace := h.s.grace
 		h.clock.now = h.clock.now.Add(3 * time.Second)
 		h.s.onSignal(syscall.SIGTERM)
-		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGTERM})
+		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT}, sent{pid, syscall.SIGTERM})
 		if h.s.grace != grace {
 			t.Error("second SIGTERM re-armed the grace timer")
 		}
@@ -505,9 +527,9 @@ func TestShutdown(t *testing.T) {
 		h.s.onSignal(syscall.SIGTERM)
 		h.clock.expire(t, h.s.grace)
 		h.s.onGrace()
-		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGKILL}, sent{-pid, syscall.SIGKILL})
+		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT}, sent{pid, syscall.SIGKILL}, sent{-pid, syscall.SIGKILL})
 		h.k.exit(pid, signaled(syscall.SIGKILL))
-		h.s.reap()
+		h.reap()
 		h.wantDone(137)
 	})
 }
@@ -531,7 +553,7 @@ func TestOrphansAreOnlyReaped(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		h.k.exit(h.k.spawn(1), exited(0))
 	}
-	h.s.reap()
+	h.reap()
 	h.wantRunning()
 	h.wantKills()
 	h.wantLog("orphan reaped")
@@ -543,13 +565,13 @@ func TestLeftovers(t *testing.T) {
 		pid := h.s.pid
 		left := h.k.spawn(pid)
 		h.k.exit(pid, exited(0))
-		h.s.reap()
-		h.wantKills(sent{-pid, syscall.SIGUSR2})
+		h.reap()
+		h.wantKills(sent{-pid, syscall.SIGUSR2}, sent{-pid, syscall.SIGCONT})
 		if h.s.done {
 			t.Fatal("done while a group member is alive")
 		}
 		h.k.exit(left, exited(0))
-		h.s.reap()
+		h.reap()
 		h.wantDone(0)
 	})
 	t.Run("PID 1: every process gets the stop signal, then SIGKILL", func(t *testing.T) {
@@ -557,8 +579,8 @@ func TestLeftovers(t *testing.T) {
 		pid := h.s.pid
 		h.k.spawn(1) // an orphan from another group
 		h.k.exit(pid, exited(5))
-		h.s.reap()
-		h.wantKills(sent{-1, syscall.SIGTERM})
+		h.reap()
+		h.wantKills(sent{-1, syscall.SIGTERM}, sent{-1, syscall.SIGCONT})
 		h.clock.expire(t, h.s.grace)
 		h.s.onGrace()
 		h.wantKills(sent{-1, syscall.SIGKILL})
@@ -571,7 +593,7 @@ func TestLeftovers(t *testing.T) {
 		pid := h.s.pid
 		left := h.k.spawn(pid)
 		h.k.exit(pid, exited(0))
-		h.s.reap()
+		h.reap()
 		h.k.vanish(left)
 		h.clock.expire(t, h.s.recheck)
 		h.s.onRecheck()
@@ -590,10 +612,10 @@ func TestShutdownDuringRestartAsPID1(t *testing.T) {
 	h.polls(10)
 	h.k.spawn(old)
 	h.k.exit(old, exited(0))
-	h.s.reap()
-	h.wantKills(sent{old, syscall.SIGTERM}, sent{-old, syscall.SIGTERM})
+	h.reap()
+	h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT}, sent{-old, syscall.SIGTERM}, sent{-old, syscall.SIGCONT})
 	h.s.onSignal(syscall.SIGTERM)
-	h.wantKills(sent{-1, syscall.SIGTERM})
+	h.wantKills(sent{-1, syscall.SIGTERM}, sent{-1, syscall.SIGCONT})
 	if h.s.grace == nil {
 		t.Fatal("no grace period for the leftovers")
 	}
@@ -607,7 +629,7 @@ func TestNeverKillAllUnlessPID1(t *testing.T) {
 		"child exits, group lingers, grace expires": func(h *harness) {
 			h.k.spawn(h.s.pid)
 			h.k.exit(h.s.pid, exited(0))
-			h.s.reap()
+			h.reap()
 			h.clock.expire(t, h.s.grace)
 			h.s.onGrace()
 		},
@@ -616,7 +638,7 @@ func TestNeverKillAllUnlessPID1(t *testing.T) {
 			h.clock.expire(t, h.s.grace)
 			h.s.onGrace()
 			h.k.exit(h.s.pid, signaled(syscall.SIGKILL))
-			h.s.reap()
+			h.reap()
 		},
 	}
 	for name, run := range scenarios {
@@ -638,6 +660,7 @@ func (h *harness) polls(n int) {
 	for i := 0; i < n; i++ {
 		h.clock.expire(h.t, h.s.poll)
 		h.s.onPoll()
+		h.deliver()
 	}
 }
 
@@ -678,12 +701,12 @@ func TestRestartOnChange(t *testing.T) {
 	h.polls(5) // the change is seen, then must stay unchanged for 500ms
 	h.wantKills()
 	h.polls(1)
-	h.wantKills(sent{old, syscall.SIGTERM})
+	h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
 	if h.s.phase != restarting {
 		t.Fatalf("phase = %v after a settled change, want restarting", h.s.phase)
 	}
 	h.k.exit(old, signaled(syscall.SIGTERM))
-	h.s.reap()
+	h.reap()
 	h.wantRunning()
 	if h.starts() != 2 || h.s.pid == old {
 		t.Fatalf("starts = %d, pid = %d; want a second child", h.starts(), h.s.pid)
@@ -738,17 +761,18 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("no check started after a change; started %v", h.k.started)
 	}
 	h.k.exit(check, exited(1))
-	h.s.reap()
-	h.wantLog("check failed", "code=1")
-	h.wantKills()
+	h.reap()
+	h.wantLog("check failed", `command="/bin/sh -n"`, "code=1")
+	h.wantKills(sent{-check, syscall.SIGKILL}) // what the check left behind, and nothing else
 	h.wantRunning()
 
 	writeFile(t, conf, "good")
 	h.polls(10)
-	h.k.exit(h.s.checkPid, exited(0))
-	h.s.reap()
+	check = h.s.checkPid
+	h.k.exit(check, exited(0))
+	h.reap()
 	h.wantLog("check passed")
-	h.wantKills(sent{pid, syscall.SIGTERM})
+	h.wantKills(sent{-check, syscall.SIGKILL}, sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT})
 
 	t.Run("timeout", func(t *testing.T) {
 		h, conf := watchHarness(t, "-check", "/bin/sh", "-grace", "3s")
@@ -759,7 +783,7 @@ func TestCheck(t *testing.T) {
 		h.s.onCheckTimeout()
 		h.wantKills(sent{-check, syscall.SIGKILL})
 		h.k.exit(check, signaled(syscall.SIGKILL))
-		h.s.reap()
+		h.reap()
 		h.wantLog("check failed", "signal=SIGKILL")
 		h.wantRunning()
 	})
@@ -770,18 +794,18 @@ func TestChangeDuringRestart(t *testing.T) {
 	old := h.s.pid
 	writeFile(t, conf, "b")
 	h.polls(10)
-	h.wantKills(sent{old, syscall.SIGTERM})
+	h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
 	writeFile(t, conf, "c") // while the old child takes its time to stop
 	h.polls(10)
 	if h.starts() != 1 {
 		t.Fatalf("a child started while the old one was stopping")
 	}
 	h.k.exit(old, exited(0))
-	h.s.reap()
+	h.reap()
 	second := h.s.pid
-	h.wantKills(sent{second, syscall.SIGTERM}) // the one more action
+	h.wantKills(sent{second, syscall.SIGTERM}, sent{second, syscall.SIGCONT}) // the one more action
 	h.k.exit(second, exited(0))
-	h.s.reap()
+	h.reap()
 	h.polls(20)
 	if h.starts() != 3 {
 		t.Errorf("starts = %d, want 3: one for each settled change, no more", h.starts())
@@ -795,11 +819,11 @@ func TestShutdownDuringRestart(t *testing.T) {
 	writeFile(t, conf, "b")
 	h.polls(10)
 	h.s.onSignal(syscall.SIGTERM)
-	h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGTERM})
+	h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT}, sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
 	h.clock.expire(t, h.s.grace)
 	h.s.onGrace()
 	h.k.exit(old, signaled(syscall.SIGKILL))
-	h.s.reap()
+	h.reap()
 	h.wantDone(137)
 	if h.starts() != 1 {
 		t.Errorf("starts = %d, want no new child after SIGTERM", h.starts())
@@ -812,11 +836,11 @@ func TestChildExitWhileChangePending(t *testing.T) {
 	h.polls(10)
 	check := h.s.checkPid
 	h.k.exit(h.s.pid, exited(4))
-	h.s.reap()
+	h.reap()
 	h.wantKills(sent{-check, syscall.SIGKILL})
 	h.wantDone(4)
 	h.k.exit(check, signaled(syscall.SIGKILL))
-	h.s.reap()
+	h.reap()
 	if h.starts() != 1 {
 		t.Errorf("starts = %d, want 1", h.starts())
 	}
@@ -828,7 +852,7 @@ func TestRestartCannotStart(t *testing.T) {
 	h.polls(10)
 	h.k.startErr = &os.PathError{Op: "fork/exec", Path: "/bin/true", Err: syscall.ENOENT}
 	h.k.exit(h.s.pid, signaled(syscall.SIGTERM))
-	h.s.reap()
+	h.reap()
 	h.wantDone(127)
 	h.wantLog("cannot start child")
 }
@@ -843,7 +867,7 @@ func TestConfigMissingThenCreated(t *testing.T) {
 		t.Fatal("creating the missing config did not restart")
 	}
 	h.k.exit(h.s.pid, exited(0))
-	h.s.reap()
+	h.reap()
 	if err := os.Remove(conf); err != nil {
 		t.Fatal(err)
 	}
@@ -1006,7 +1030,8 @@ func TestChangeDetection(t *testing.T) {
 			for _, p := range paths {
 				waitNotRacy(t, p)
 			}
-			before, content := snapshot(osFS{}, paths), contents(osFS{}, paths)
+			content := mustContents(t, paths)
+			before := snapshot(osFS{}, paths)
 			for _, op := range tc.change {
 				op(t, dir)
 			}
@@ -1014,7 +1039,7 @@ func TestChangeDetection(t *testing.T) {
 			if got := !slices.Equal(before, after); got != tc.candidate {
 				t.Errorf("fingerprints differ = %v, want %v\nbefore %v\nafter  %v", got, tc.candidate, before, after)
 			}
-			changed, _ := changedPaths(paths, content, contents(osFS{}, paths))
+			changed, _ := changedPaths(paths, content, mustContents(t, paths))
 			if got := len(changed) > 0; got != tc.changed {
 				t.Errorf("content changed = %v (%q), want %v", got, changed, tc.changed)
 			}
@@ -1095,7 +1120,7 @@ func TestDebounce(t *testing.T) {
 			}
 			clock := newFakeClock()
 			start := clock.now
-			d := debouncer{quiet: quiet, last: snapshot(osFS{}, paths)}
+			d := newDebouncer(quiet, snapshot(osFS{}, paths))
 			var settled []time.Duration
 			ops := tc.ops
 			for at := poll; at <= 6*time.Second; at += poll {
@@ -1104,7 +1129,7 @@ func TestDebounce(t *testing.T) {
 					ops[0].op(t, dir)
 					ops = ops[1:]
 				}
-				if d.observe(clock.now, snapshot(osFS{}, paths)) {
+				if d.observe(clock.now, snapshot(osFS{}, paths)).settled {
 					settled = append(settled, at)
 				}
 			}
@@ -1121,20 +1146,30 @@ func TestDebounce(t *testing.T) {
 	}
 }
 
+// mustContents hashes paths, failing the test if that lacks resources.
+func mustContents(t *testing.T, paths []string) content {
+	t.Helper()
+	c, _, err := contents(osFS{}, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestChangedPaths(t *testing.T) {
 	a, b := digest{1}, digest{2}
 	tests := []struct {
 		name    string
-		running map[string]digest
-		now     map[string]digest
+		running content
+		now     content
 		changed []string
-		next    map[string]digest
+		next    content
 	}{
-		{"same bytes", map[string]digest{"/x": a}, map[string]digest{"/x": a}, nil, map[string]digest{"/x": a}},
-		{"new bytes", map[string]digest{"/x": a}, map[string]digest{"/x": b}, []string{"/x"}, map[string]digest{"/x": b}},
-		{"vanished keeps old", map[string]digest{"/x": a}, map[string]digest{}, nil, map[string]digest{"/x": a}},
-		{"appeared", map[string]digest{}, map[string]digest{"/x": a}, []string{"/x"}, map[string]digest{"/x": a}},
-		{"still missing", map[string]digest{}, map[string]digest{}, nil, map[string]digest{}},
+		{"same bytes", content{"/x": a}, content{"/x": a}, nil, content{"/x": a}},
+		{"new bytes", content{"/x": a}, content{"/x": b}, []string{"/x"}, content{"/x": b}},
+		{"vanished keeps old", content{"/x": a}, content{}, nil, content{"/x": a}},
+		{"appeared", content{}, content{"/x": a}, []string{"/x"}, content{"/x": a}},
+		{"still missing", content{}, content{}, nil, content{}},
 	}
 	for _, tc := range tests {
 		changed, next := changedPaths([]string{"/x"}, tc.running, tc.now)

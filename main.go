@@ -1,3 +1,9 @@
+// The runtime would otherwise keep two cgroup files open for good, to
+// follow a container's CPU limit, which manager, running on one P, has no
+// use for: descriptors are scarce under a tiny RLIMIT_NOFILE.
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Manager is a PID 1 for containers: it runs one program, reaps every zombie,
 // forwards signals, stops gracefully, and restarts the program (or sends it a
 // reload signal) when its configuration files change.
@@ -66,16 +72,21 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -280,12 +291,18 @@ executed, 2 for a bad command line.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	// Signals first: one that arrives before manager subscribes is lost,
+	// or for PID 1 ends it with exit code 2.
+	sigs := subscribe()
+	stderr := newLogWriter(2)
+	code := run(os.Args[1:], sigs, stderr)
+	stderr.flush(flushWait)
+	os.Exit(code)
 }
 
 // run is manager's whole life; it returns the exit code so that main stays a
 // thin shell and every deferred cleanup runs.
-func run(args []string) int {
+func run(args []string, sigs *signals, stderr *logWriter) int {
 	cfg, err := parseArgs(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -295,10 +312,16 @@ func run(args []string) int {
 		fmt.Printf("manager %s\n", version)
 		return 0
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "manager: %v\n", err)
+		fmt.Fprintf(stderr, "manager: %v\n", err)
 		return exitUsage
 	}
-	return supervise(cfg, newLogger(os.Stderr, cfg))
+	if err := checkDescriptors(cfg); err != nil {
+		fmt.Fprintf(stderr, "manager: %v\n", err)
+		return exitUsage
+	}
+	prepareRuntime()
+	stderr.format.Store(cfg)
+	return supervise(cfg, newLogger(stderr, cfg), sigs)
 }
 
 // newLogger builds the slog logger for cfg. Log lines go to standard error
@@ -309,6 +332,169 @@ func newLogger(w io.Writer, cfg *config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Descriptors manager needs free besides standard input, output and error:
+// two for the runtime's netpoller (epoll and an eventfd, taken at the first
+// timer: were they missing then, the runtime would crash), two for the pipe
+// through which fork reports exec's errors, and with -check, /dev/null and
+// a pipe for the check's output.
+const (
+	descriptorsNeeded      = 4
+	descriptorsNeededCheck = 7
+)
+
+// checkDescriptors makes sure manager can run under its RLIMIT_NOFILE: it
+// tries to open the descriptors it will need, then closes them. A file
+// descriptor that lacks later, for a moment (a file opened for hashing
+// while a child starts), only delays that start or hash.
+func checkDescriptors(cfg *config) error {
+	need := descriptorsNeeded
+	if cfg.check != nil {
+		need = descriptorsNeededCheck
+	}
+	var got []int
+	defer func() {
+		for _, fd := range got {
+			syscall.Close(fd)
+		}
+	}()
+	for len(got) < need {
+		fd, _, e := syscall.Syscall(syscall.SYS_FCNTL, 2, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			var lim syscall.Rlimit
+			syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+			return fmt.Errorf("too few file descriptors: RLIMIT_NOFILE %d leaves %d free, and manager needs %d (ulimit -n, docker run --ulimit nofile=N)",
+				lim.Cur, len(got), need)
+		}
+		got = append(got, int(fd))
+	}
+	return nil
+}
+
+// logWriter is manager's standard error, written so that logging can never
+// harm: lines go through a bounded queue to a goroutine of their own, so
+// the supervisor loop never waits on a full pipe whose reader stalled, and
+// a line that finds the queue full is dropped and counted, as is one the
+// descriptor refuses (a broken pipe, a hung-up terminal). The count is
+// reported in a line of its own before the next line that gets through.
+type logWriter struct {
+	fd      int
+	queue   chan logEntry
+	dropped atomic.Int64
+	format  atomic.Pointer[config] // the log format of the count's line; nil: text
+}
+
+// logEntry is a line to write, or a flush marker.
+type logEntry struct {
+	line []byte
+	done chan struct{} // closed once every line queued before it is written
+}
+
+const (
+	logQueue  = 256         // lines: bursts of a few hundred, then drops
+	flushWait = time.Second // how long manager's last lines may hold its exit
+)
+
+// newLogWriter starts the writer of fd.
+func newLogWriter(fd int) *logWriter {
+	w := &logWriter{fd: fd, queue: make(chan logEntry, logQueue)}
+	go w.run()
+	return w
+}
+
+// Write queues a copy of p, or drops it if the queue is full.
+func (w *logWriter) Write(p []byte) (int, error) {
+	select {
+	case w.queue <- logEntry{line: bytes.Clone(p)}:
+	default:
+		w.dropped.Add(1)
+	}
+	return len(p), nil
+}
+
+// run writes the queued lines, on a thread of its own that blocks SIGPIPE
+// and SIGTTOU. The kernel sends SIGPIPE for a write to a pipe without
+// reader to the writing thread, where blocked it stays pending and
+// harmless: delivered, manager would take it for one sent to it, and
+// forward it to the child. A write to a terminal from a background process
+// group with "stty tostop" raises SIGTTOU, which manager catches, so the
+// write would be restarted forever; the kernel lets it through when the
+// writing thread blocks SIGTTOU.
+func (w *logWriter) run() {
+	runtime.LockOSThread() // never unlocked: the mask belongs to this thread
+	blockThreadSignals(syscall.SIGPIPE, syscall.SIGTTOU)
+	for e := range w.queue {
+		if e.done != nil {
+			close(e.done)
+			continue
+		}
+		if n := w.dropped.Load(); n > 0 && writeFull(w.fd, w.dropNotice(n)) == nil {
+			w.dropped.Add(-n)
+		}
+		if writeFull(w.fd, e.line) != nil {
+			w.dropped.Add(1)
+		}
+	}
+}
+
+// dropNotice is the line that reports n dropped lines, in the log's format.
+func (w *logWriter) dropNotice(n int64) []byte {
+	cfg := w.format.Load()
+	if cfg == nil {
+		cfg = &config{logFormat: "text"}
+	}
+	var b bytes.Buffer
+	newLogger(&b, cfg).Log(context.Background(), max(slog.LevelWarn, cfg.logLevel), "log lines dropped", "count", n)
+	return b.Bytes()
+}
+
+// writeFull writes all of b to fd. A descriptor someone made non-blocking
+// is waited for with ppoll rather than spun on.
+func writeFull(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := syscall.Write(fd, b)
+		switch err {
+		case nil:
+			b = b[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			pfd := struct {
+				fd             int32
+				events, revent int16
+			}{fd: int32(fd), events: 0x4} // POLLOUT
+			syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, 0, 0, 0, 0)
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// flush waits up to d for the lines queued so far to be written. It naps
+// rather than sets a timer: a timer would start the runtime's netpoller,
+// which needs descriptors that may be lacking when manager exits early.
+func (w *logWriter) flush(d time.Duration) {
+	deadline := time.Now().Add(d)
+	done := make(chan struct{})
+	queued := false
+	for time.Now().Before(deadline) {
+		if !queued {
+			select {
+			case w.queue <- logEntry{done: done}:
+				queued = true
+			default:
+			}
+		}
+		if queued {
+			select {
+			case <-done:
+				return
+			default:
+			}
+		}
+		syscall.Nanosleep(&syscall.Timespec{Nsec: int64(time.Millisecond)}, nil)
+	}
 }
 
 // signalNames are the Linux signal names without their SIG prefix, indexed

@@ -2,9 +2,10 @@ package main
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
-	"io"
-	"os"
+	"io/fs"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -45,11 +46,14 @@ type fileSystem interface {
 // osFS is the real file system.
 //
 // File times come from the kernel's coarse clock, which advances once per
-// tick (1 to 10 ms): a second write of the same size within the tick of the
-// first leaves every field of the fingerprint as it was, the "racy git"
-// problem. A fingerprint taken within racyWindow of the file's last change is
-// therefore marked racy; the next one, taken later, is not, and that
-// difference makes the content be hashed once the paths settle.
+// tick (1 to 10 ms), and some file systems keep even less: whole seconds
+// (ext4 with 128-byte inodes, ext3, most network file systems) or two
+// seconds (FAT). A second write of the same size within the same unit of
+// time as the first leaves every field of the fingerprint as it was, the
+// "racy git" problem. A fingerprint taken within racyWindow plus that unit
+// of the file's last change is therefore marked racy; the next one, taken
+// later, is not, and that difference makes the content be hashed once the
+// paths settle.
 type osFS struct {
 	racyWindow time.Duration // zero: never racy, for tests that fake time
 }
@@ -58,64 +62,132 @@ type osFS struct {
 const racyWindow = 20 * time.Millisecond
 
 func (fsys osFS) stat(path string) (fingerprint, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fingerprint{}, err
+	var st syscall.Stat_t
+	if err := ignoringEINTR(func() error { return syscall.Stat(path, &st) }); err != nil {
+		return fingerprint{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
-	st := fi.Sys().(*syscall.Stat_t)
 	fp := fingerprint{
-		dev:   st.Dev,
+		dev:   uint64(st.Dev),
 		ino:   st.Ino,
 		size:  st.Size,
 		mtime: st.Mtim.Nano(),
 		ctime: st.Ctim.Nano(),
-		dir:   fi.IsDir(),
+		dir:   st.Mode&syscall.S_IFMT == syscall.S_IFDIR,
 	}
-	fp.racy = time.Since(time.Unix(0, max(fp.mtime, fp.ctime))) < fsys.racyWindow
+	if fsys.racyWindow != 0 {
+		last := max(fp.mtime, fp.ctime)
+		fp.racy = time.Since(time.Unix(0, last)) < fsys.racyWindow+timeUnit(fp.mtime, fp.ctime)
+	}
 	return fp, nil
 }
 
+// timeUnit guesses the timestamp resolution of the file system that gave
+// mtime and ctime from the largest unit both are whole multiples of. On a
+// file system with nanosecond times that is a nanosecond or so, except with
+// a chance of one in a million per unit, which costs one needless hash.
+// Whole seconds may be FAT's two seconds.
+func timeUnit(mtime, ctime int64) time.Duration {
+	for _, u := range []time.Duration{time.Second, 100 * time.Millisecond, 10 * time.Millisecond, time.Millisecond} {
+		if mtime%int64(u) == 0 && ctime%int64(u) == 0 {
+			if u == time.Second {
+				return 2 * time.Second
+			}
+			return u
+		}
+	}
+	return 0
+}
+
+// readDir lists a directory with raw system calls. O_DIRECTORY fails rather
+// than blocks if a FIFO has taken the directory's place since it was
+// stat'ed; os.Open would wait for the FIFO's writer.
 func (osFS) readDir(path string) ([]string, error) {
-	f, err := os.Open(path)
+	fd, err := openRaw(path, syscall.O_DIRECTORY)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	defer syscall.Close(fd)
+	var names []string
+	var buf [8 << 10]byte
+	for {
+		var n int
+		err := ignoringEINTR(func() (err error) { n, err = syscall.ReadDirent(fd, buf[:]); return err })
+		if err != nil {
+			return names, &fs.PathError{Op: "readdirent", Path: path, Err: err}
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+	}
 	slices.Sort(names)
-	return names, err
+	return names, nil
 }
 
+// hashChunk is how much is hashed between two yields of the processor: a
+// huge file is hashed off the supervisor loop, but manager runs with one P,
+// so the hasher lets the loop run at least this often (tens of µs).
+const hashChunk = 64 << 10
+
+// hash reads the file with raw system calls, not os.File: os.File registers
+// whatever the kernel lets it poll with the runtime's netpoller, and for a
+// pollable regular file such as /proc/kmsg that turns EAGAIN into a wait
+// without end. O_NONBLOCK keeps a FIFO from blocking the open, and a
+// pollable file from blocking the read: EAGAIN is then an error, hashed as
+// such.
 func (osFS) hash(path string) (digest, error) {
 	var d digest
-	// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
-	// writer, and with it the whole supervisor loop.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	fd, err := openRaw(path, 0)
 	if err != nil {
 		return d, err
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return d, err
-	} else if !fi.Mode().IsRegular() {
-		return d, fmt.Errorf("%s: not a regular file (%v)", path, fi.Mode().Type())
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return d, &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return d, fmt.Errorf("%s: not a regular file", path)
 	}
 	h := sha256.New()
-	// Not io.Copy: through os.File's WriteTo it allocates 32 KiB per call,
-	// which over thousands of restarts is most of manager's garbage.
-	var buf [4096]byte
+	var buf [hashChunk]byte
 	for {
-		n, err := f.Read(buf[:])
-		h.Write(buf[:n])
-		if err == io.EOF {
+		var n int
+		err := ignoringEINTR(func() (err error) { n, err = syscall.Read(fd, buf[:]); return err })
+		if err != nil {
+			return d, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
 			break
 		}
-		if err != nil {
-			return d, err
-		}
+		h.Write(buf[:n])
+		runtime.Gosched()
 	}
 	h.Sum(d[:0])
 	return d, nil
+}
+
+// openRaw opens path for reading without blocking and without the netpoller.
+func openRaw(path string, flags int) (int, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY|flags, 0)
+		return err
+	})
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}
+
+// ignoringEINTR retries f while a signal interrupts it; os does the same
+// for its own calls, which manager bypasses here.
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != syscall.EINTR {
+			return err
+		}
+	}
 }
 
 // hidden reports whether a directory entry is left unwatched: editors' swap
@@ -152,6 +224,16 @@ func snapshot(fsys fileSystem, paths []string) []stamp {
 	return out
 }
 
+// sameFiles reports whether two snapshots show the same files, whatever
+// their racy marks: the marks depend on when a snapshot was taken, not on
+// the files.
+func sameFiles(a, b []stamp) bool {
+	return slices.EqualFunc(a, b, func(x, y stamp) bool {
+		x.fp.racy, y.fp.racy = false, false
+		return x == y
+	})
+}
+
 // vanished returns the watched paths present in before and missing in after.
 func vanished(paths []string, before, after []stamp) []string {
 	var out []string
@@ -167,52 +249,175 @@ func has(stamps []stamp, path string) bool {
 	return slices.ContainsFunc(stamps, func(s stamp) bool { return s.path == path })
 }
 
+// busyFloor is the least time an entry must keep changing to be called
+// busy, whatever -debounce is.
+const busyFloor = 10 * time.Second
+
 // debouncer turns a stream of snapshots into "the paths have settled after a
 // change": a burst of writes, a slow writer, a rename into place or a
-// ConfigMap's symlink swap each settle once, after the last write.
+// ConfigMap's symlink swap each settle once, after the last write. Files
+// changed together settle together, except that an entry that has kept
+// changing for longer than busyAfter (a state file a program rewrites every
+// few hundred ms) is busy: it no longer holds the others back until it has
+// been quiet for quiet.
 type debouncer struct {
-	quiet   time.Duration // how long the paths must stay unchanged
-	last    []stamp       // the latest snapshot
-	changed time.Time     // when last changed; zero when nothing is pending
+	quiet     time.Duration        // how long the paths must stay unchanged
+	busyAfter time.Duration        // how long an entry may keep changing before it is busy
+	last      []stamp              // the latest snapshot
+	runs      map[string]*activity // entries changed since the last settle, or busy
 }
 
-// observe records the snapshot taken at now and reports whether a change has
-// settled: the paths differ from what was last acted on, and have not changed
-// for at least quiet.
-func (d *debouncer) observe(now time.Time, snap []stamp) bool {
-	if !slices.Equal(snap, d.last) {
-		d.last = snap
-		d.changed = now
-		return false
-	}
-	if d.changed.IsZero() || now.Sub(d.changed) < d.quiet {
-		return false
-	}
-	d.changed = time.Time{}
-	return true
+// activity is one entry's recent changes.
+type activity struct {
+	since   time.Time // first change of the current run of changes less than quiet apart
+	changed time.Time // latest change
+	dirty   bool      // changed since the last settle
+	busy    bool      // changing for longer than busyAfter; reported once
 }
 
-// contents hashes what the watched paths hold: a file's bytes, or for a
-// directory the names and bytes of its visible entries. Missing paths have no
-// entry, so that a vanished file is told apart from an emptied one.
-func contents(fsys fileSystem, paths []string) map[string]digest {
-	out := make(map[string]digest, len(paths))
+// newDebouncer starts from the snapshot the child was started with.
+func newDebouncer(quiet time.Duration, first []stamp) debouncer {
+	return debouncer{quiet: quiet, busyAfter: max(10*quiet, busyFloor), last: first, runs: map[string]*activity{}}
+}
+
+// observation is what one snapshot told the debouncer.
+type observation struct {
+	settled bool     // changes have settled: time to act
+	busy    []string // entries that just became busy
+	quiet   []string // busy entries that just became quiet
+}
+
+// observe records the snapshot taken at now.
+func (d *debouncer) observe(now time.Time, snap []stamp) observation {
+	var o observation
+	fresh := false // a change to a non-busy entry in this very snapshot
+	for _, p := range changedStamps(d.last, snap) {
+		a := d.runs[p]
+		if a == nil {
+			a = &activity{since: now}
+			d.runs[p] = a
+		} else if now.Sub(a.changed) >= d.quiet {
+			a.since = now
+		}
+		a.changed, a.dirty = now, true
+		if !a.busy {
+			fresh = true
+		}
+	}
+	d.last = snap
+	settled, pending := !fresh, false
+	for p, a := range d.runs {
+		busy := now.Sub(a.changed) < d.quiet && now.Sub(a.since) >= d.busyAfter
+		switch {
+		case busy && !a.busy:
+			o.busy = append(o.busy, p)
+		case !busy && a.busy:
+			o.quiet = append(o.quiet, p)
+		}
+		a.busy = busy
+		if busy || !a.dirty {
+			continue
+		}
+		pending = true
+		if now.Sub(a.changed) < d.quiet {
+			settled = false
+		}
+	}
+	slices.Sort(o.busy)
+	slices.Sort(o.quiet)
+	if !pending || !settled {
+		return o
+	}
+	o.settled = true
+	for p, a := range d.runs {
+		a.dirty = false
+		if !a.busy && now.Sub(a.changed) >= d.quiet {
+			delete(d.runs, p)
+		}
+	}
+	return o
+}
+
+// changedStamps returns the paths whose stamps differ between two snapshots,
+// including those in only one of them.
+func changedStamps(before, after []stamp) []string {
+	old := make(map[string]fingerprint, len(before))
+	for _, s := range before {
+		old[s.path] = s.fp
+	}
+	var out []string
+	for _, s := range after {
+		if fp, ok := old[s.path]; !ok || fp != s.fp {
+			out = append(out, s.path)
+		}
+		delete(old, s.path)
+	}
+	for p := range old {
+		out = append(out, p)
+	}
+	return out
+}
+
+// content is what the watched paths hold: a digest per watched path (a
+// file's bytes, or for a directory the names and bytes of its visible
+// entries) and per directory entry ("dir/name"), so that a change can be
+// named down to the entry. Missing paths have no digest, so that a vanished
+// file is told apart from an emptied one.
+type content map[string]digest
+
+// unreadable collects the files that exist but cannot be read, with why.
+type unreadable map[string]error
+
+// contents hashes what the watched paths hold. A file that cannot be read
+// (no permission, a FIFO, a directory among a directory's entries) is
+// hashed as its error, which is as stable as the bytes would be, and listed
+// in unreadable; an error that is manager's own lack of resources
+// (descriptors, memory) is returned instead, for the caller to retry.
+func contents(fsys fileSystem, paths []string) (content, unreadable, error) {
+	out := make(content, len(paths))
+	bad := unreadable{}
+	hashFile := func(p string) (digest, error) {
+		d, err := fsys.hash(p)
+		switch {
+		case err == nil:
+			return d, nil
+		case lacksResources(err):
+			return d, err
+		}
+		bad[p] = err
+		return sha256.Sum256([]byte(err.Error())), nil
+	}
 	for _, p := range paths {
 		fp, err := fsys.stat(p)
 		if err != nil {
 			continue
 		}
 		if !fp.dir {
-			out[p] = hashOrError(fsys, p)
+			d, err := hashFile(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			out[p] = d
 			continue
 		}
 		h := sha256.New()
-		names, _ := fsys.readDir(p)
+		names, err := fsys.readDir(p)
+		if err != nil {
+			if lacksResources(err) {
+				return nil, nil, err
+			}
+			bad[p] = err
+		}
 		for _, name := range names {
 			if hidden(name) {
 				continue
 			}
-			d := hashOrError(fsys, p+"/"+name)
+			e := p + "/" + name
+			d, err := hashFile(e)
+			if err != nil {
+				return nil, nil, err
+			}
+			out[e] = d
 			h.Write([]byte(name))
 			h.Write([]byte{0})
 			h.Write(d[:])
@@ -221,37 +426,65 @@ func contents(fsys fileSystem, paths []string) map[string]digest {
 		h.Sum(d[:0])
 		out[p] = d
 	}
-	return out
+	return out, bad, nil
 }
 
-// hashOrError hashes a file, or if it cannot be read (a directory, no
-// permission), the error, which is as stable as the bytes would be.
-func hashOrError(fsys fileSystem, path string) digest {
-	d, err := fsys.hash(path)
-	if err != nil {
-		return sha256.Sum256([]byte(err.Error()))
-	}
-	return d
+// lacksResources reports whether err is manager's own lack of resources,
+// which goes away by itself (descriptors, memory), as opposed to something
+// about the file. EAGAIN is not among them: from a read it is a pollable
+// file with nothing to read, a property of the file.
+func lacksResources(err error) bool {
+	return errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // changedPaths compares the contents now with those the child runs with. A
 // path missing now is not a change by itself: it keeps its old content in
 // next, so that only its reappearance with other bytes counts.
-func changedPaths(paths []string, running, now map[string]digest) (changed []string, next map[string]digest) {
-	next = make(map[string]digest, len(paths))
+func changedPaths(paths []string, running, now content) (changed []string, next content) {
+	next = make(content, len(now))
+	keep := func(from content, p string) {
+		next[p] = from[p]
+		for k, d := range from {
+			if strings.HasPrefix(k, p+"/") {
+				next[k] = d
+			}
+		}
+	}
 	for _, p := range paths {
 		old, had := running[p]
 		cur, ok := now[p]
 		switch {
 		case !ok && had:
-			next[p] = old
+			keep(running, p)
 		case !ok:
 		case !had || cur != old:
 			changed = append(changed, p)
-			next[p] = cur
+			keep(now, p)
 		default:
-			next[p] = cur
+			keep(now, p)
 		}
 	}
 	return changed, next
+}
+
+// changedEntries names what changed in the watched path p between two
+// contents: p itself for a file, or each entry of a directory that was
+// added, removed or rewritten.
+func changedEntries(p string, before, after content) []string {
+	var out []string
+	for k, d := range after {
+		if strings.HasPrefix(k, p+"/") && before[k] != d {
+			out = append(out, k)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok && strings.HasPrefix(k, p+"/") {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return []string{p}
+	}
+	slices.Sort(out)
+	return out
 }

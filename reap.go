@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -25,11 +27,18 @@ const prSetChildSubreaper = 36
 
 // procSpec describes a process to start.
 type procSpec struct {
-	path       string    // resolved executable
-	argv       []string  // argv[0] as the user wrote it
-	env        []string  // manager's environment, read once
-	files      []uintptr // the new process's fds 0, 1, 2
-	foreground bool      // give it the terminal on fd 0
+	path       string   // resolved executable
+	argv       []string // argv[0] as the user wrote it
+	env        []string // manager's environment, read once
+	files      []int    // the new process's fds 0, 1, 2; -1 leaves one closed
+	foreground bool     // give it the terminal on fd 0
+
+	// relay, if set, gets each line the process writes on its standard
+	// output and error, which then go to a pipe instead of files[1:3],
+	// for at most relayFor: past that, only a process that escaped its
+	// group could still hold the pipe.
+	relay    func(line string)
+	relayFor time.Duration
 }
 
 // launchReq asks the launcher goroutine to start a process.
@@ -61,29 +70,71 @@ var (
 // signal.Notify at start-up would pay. Only starts, which are rare, pay it
 // here (hyperfine, manager -config= -- /bin/true: 5.7 ms then, 5.1 now).
 func launch(spec procSpec) (int, error) {
-	launchOnce.Do(func() {
-		launchReqs = make(chan launchReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: this goroutine never returns
-			for r := range launchReqs {
-				pid, err := forkExec(r.spec)
-				r.reply <- launchResult{pid, err}
-			}
-		}()
-	})
+	startLauncher()
 	reply := make(chan launchResult)
 	launchReqs <- launchReq{spec, reply}
 	r := <-reply
 	return r.pid, r.err
 }
 
+// startLauncher starts the launcher goroutine, once.
+func startLauncher() {
+	launchOnce.Do(func() {
+		launchReqs = make(chan launchReq)
+		go func() {
+			runtime.LockOSThread() // never unlocked: this goroutine never returns
+			for r := range launchReqs {
+				pid, err := startRelayed(r.spec)
+				r.reply <- launchResult{pid, err}
+			}
+		}()
+	})
+}
+
+// startRelayed starts spec, with a pipe for its output if it has a relay.
+func startRelayed(spec procSpec) (int, error) {
+	if spec.relay == nil {
+		return forkExec(spec)
+	}
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return 0, os.NewSyscallError("pipe2", err)
+	}
+	spec.files = []int{spec.files[0], p[1], p[1]}
+	pid, err := forkExec(spec)
+	syscall.Close(p[1])
+	// Non-blocking, so that os.File reads it through the netpoller and
+	// no thread waits on it; the write end, the process's, stays blocking.
+	if err != nil || syscall.SetNonblock(p[0], true) != nil {
+		syscall.Close(p[0])
+		return pid, err
+	}
+	go relayLines(os.NewFile(uintptr(p[0]), "relay"), spec.relay, spec.relayFor)
+	return pid, nil
+}
+
+// relayLines hands each line read from r to relay until the end of r, or
+// until for has passed.
+func relayLines(r *os.File, relay func(string), d time.Duration) {
+	defer r.Close()
+	r.SetReadDeadline(time.Now().Add(d))
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		relay(sc.Text())
+	}
+}
+
 // forkExec starts spec in a new process group, on the calling thread, which
 // must be the launcher's. It never waits: the reaper is the only waiter in
 // manager.
 func forkExec(spec procSpec) (int, error) {
+	files := make([]uintptr, len(spec.files))
+	for i, fd := range spec.files {
+		files[i] = uintptr(fd) // -1 becomes a closed fd in the child
+	}
 	attr := &syscall.ProcAttr{
 		Env:   spec.env,
-		Files: spec.files,
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,
 			Pdeathsig: syscall.SIGKILL,
@@ -150,21 +201,42 @@ func startError(path string, err error) (int, error) {
 	return exitNotExecutable, err
 }
 
-// reapAll collects every child that has exited, without blocking, and hands
-// each to handle. It is the only place in manager that waits for a process:
-// two waiters would steal each other's exit statuses.
+// reapAll collects every child that has exited, stopped or continued,
+// without blocking, and hands each to handle. It is the only place in
+// manager that waits for a process: two waiters would steal each other's
+// exit statuses. Stops are asked for (WUNTRACED) so that a child stopped at
+// a terminal can be seen; they are no exits.
 func reapAll(handle func(pid int, status syscall.WaitStatus)) {
 	for {
 		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WUNTRACED|syscall.WCONTINUED, nil)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil || pid <= 0 {
-			return // ECHILD: no children; 0: none has exited yet
+			return // ECHILD: no children; 0: none has changed state
 		}
 		handle(pid, ws)
 	}
+}
+
+// hasChildren reports whether manager has any child, reaped or not yet,
+// without reaping it (waitid with WNOWAIT).
+func hasChildren() bool {
+	const pAll, wNowait = 0, 0x1000000
+	var info [128]byte // siginfo_t
+	_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pAll, 0, uintptr(unsafe.Pointer(&info[0])),
+		syscall.WEXITED|syscall.WSTOPPED|syscall.WNOHANG|wNowait, 0, 0)
+	return e != syscall.ECHILD
+}
+
+// startLacksResources reports whether a process could not be started for
+// want of resources that come back by themselves: fork's EAGAIN (a full
+// pids cgroup, RLIMIT_NPROC) or ENOMEM (a memory limit), or descriptors for
+// the pipe that reports exec's errors. Such starts are retried; only "not
+// found" and "not executable" are final.
+func startLacksResources(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || lacksResources(err)
 }
 
 // exitCode maps a wait status to a shell-style exit code: the process's own
@@ -203,4 +275,39 @@ func ownsTerminal() bool {
 	var pgrp int32
 	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCGPGRP, uintptr(unsafe.Pointer(&pgrp)))
 	return e == 0 && int(pgrp) == syscall.Getpgrp()
+}
+
+// giveTerminal makes pgid the foreground process group of the terminal on
+// fd 0. From a background group, tcsetpgrp(3) raises SIGTTOU, which
+// manager catches, so the call would be restarted forever; the kernel lets
+// it through when the calling thread blocks SIGTTOU, which it does here,
+// on a thread of its own for the moment.
+func giveTerminal(pgid int) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	old := blockThreadSignals(syscall.SIGTTOU)
+	defer setThreadSignalMask(old)
+	p := int32(pgid)
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCSPGRP, uintptr(unsafe.Pointer(&p))); e != 0 {
+		return os.NewSyscallError("tcsetpgrp", e)
+	}
+	return nil
+}
+
+// blockThreadSignals blocks sigs on the calling thread only, which must be
+// locked to its goroutine, and returns the mask it had.
+func blockThreadSignals(sigs ...syscall.Signal) (old uint64) {
+	var set uint64
+	for _, s := range sigs {
+		set |= 1 << (uint(s) - 1)
+	}
+	const sigBlock = 0
+	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, sigBlock, uintptr(unsafe.Pointer(&set)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+	return old
+}
+
+// setThreadSignalMask restores a mask blockThreadSignals returned.
+func setThreadSignalMask(mask uint64) {
+	const sigSetmask = 2
+	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, sigSetmask, uintptr(unsafe.Pointer(&mask)), 0, 8, 0, 0)
 }

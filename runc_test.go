@@ -355,7 +355,7 @@ func (e *runcEnv) start(t *testing.T, b ociBundle) *runcContainer {
 		id:   fmt.Sprintf("flush-%d-%d-%s", os.Getpid(), containerNo.Add(1), name),
 		root: filepath.Join(dir, "state"),
 	}
-	c.watchedCmd = startCmd(t, exec.Command(e.runc, "--root", c.root, "run", "--bundle", dir, c.id))
+	c.watchedCmd = startCmd(t, exec.Command(e.runc, "--root", c.root, "run", "--bundle", dir, c.id), nil)
 	t.Cleanup(c.delete)
 	return c
 }

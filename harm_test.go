@@ -1,0 +1,736 @@
+package main
+
+// Integration tests of contract §8, "never the cause of harm": a hostile
+// environment (a broken or stalled log pipe, a terminal with tostop, a full
+// pids cgroup, huge or odd files) must not make manager hurt its program.
+// Each reproduces a fault of an earlier manager against the built binary;
+// FLUSH_TEST_MANAGER=/path/to/old/manager shows them failing there.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// brokenPipe returns the write end of a pipe whose reader is gone.
+func brokenPipe(t *testing.T) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// TestBrokenStderr is item 1: with standard error a pipe without reader,
+// manager's log lines raise SIGPIPE, which must neither kill manager nor
+// reach the child as if sent to manager.
+func TestBrokenStderr(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pid1=%v", pid1), func(t *testing.T) {
+			t.Parallel()
+			p := startManager(t, runOpts{pid1: pid1, stderr: brokenPipe(t)}, "-config=", "--", helper, "exit", "7")
+			if code := p.wait(10 * time.Second); code != 7 {
+				t.Fatalf("exit code %d with a broken standard error, want the child's 7", code)
+			}
+			p = startManager(t, runOpts{pid1: pid1, stderr: brokenPipe(t)}, "-config=", "-log-level", "debug", "--", helper, "signals")
+			readyPid(t, p)
+			p.signal(syscall.SIGUSR1) // logged at debug: one more broken write
+			p.stdout.wait(t, "^got SIGUSR1", 5*time.Second)
+			p.signal(syscall.SIGTERM)
+			if code := p.wait(10 * time.Second); code != 0 {
+				t.Errorf("exit code %d, want 0 (the child exits 0 on TERM)", code)
+			}
+			if got := p.stdout.matching("^got SIGPIPE"); len(got) > 0 {
+				t.Errorf("the child got manager's own SIGPIPE: %q", got)
+			}
+		})
+	}
+	t.Run("closed", func(t *testing.T) {
+		t.Parallel()
+		p := startManager(t, runOpts{shell: "exec 2>&-"}, "-config=", "--", helper, "exit", "7")
+		if code := p.wait(10 * time.Second); code != 7 {
+			t.Fatalf("exit code %d with standard error closed, want the child's 7", code)
+		}
+	})
+}
+
+// fullPipe returns a pipe whose buffer is full and whose reader does not
+// read: a log collector that stalled.
+func fullPipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	const setPipeSize = 1031 // F_SETPIPE_SZ
+	syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), setPipeSize, 4096)
+	fd := int(w.Fd())
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	block := []byte(strings.Repeat("filler\n", 4096/7))
+	for {
+		if _, err := syscall.Write(fd, block); err == syscall.EAGAIN {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		t.Fatal(err)
+	}
+	return r, w
+}
+
+// TestStalledStderr is item 2: with standard error a full pipe whose reader
+// stalled, manager still forwards, stops and exits; lines it could not
+// write are counted, and the count is reported once the reader is back.
+func TestStalledStderr(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	r, w := fullPipe(t)
+	// Each reaped orphan is a debug line: a burst of far more lines than
+	// manager keeps while its standard error is stalled.
+	p := startManager(t, runOpts{stderr: w}, "-config=", "-log-level", "debug", "--", helper, "orphans", "2000")
+	p.stdout.wait(t, `released \d+ orphans`, 30*time.Second)
+	child := readyPid(t, p)
+	eventually(t, 30*time.Second, func() error {
+		if kids := childrenOf(p.pid()); len(kids) != 1 {
+			return fmt.Errorf("manager has %d children, want only its child %d: orphans are not all reaped", len(kids), child)
+		}
+		return nil
+	})
+	log := readLines(r) // the collector is back
+	p.signal(syscall.SIGUSR1)
+	if code := p.wait(10 * time.Second); code != 3 {
+		t.Fatalf("exit code %d, want the child's 3", code)
+	}
+	log.wait(t, `level=WARN msg="log lines dropped" count=[1-9]\d*`, 10*time.Second)
+	log.wait(t, `msg=exiting reason="child exited" code=3`, 5*time.Second)
+
+	t.Run("stalled to the end", func(t *testing.T) {
+		_, w := fullPipe(t)
+		p := startManager(t, runOpts{stderr: w}, "-config=", "-grace", "2s", "--", helper, "signals")
+		readyPid(t, p)
+		sent := time.Now()
+		p.signal(syscall.SIGTERM)
+		p.stdout.wait(t, "^got SIGTERM", 5*time.Second)
+		if code := p.wait(10 * time.Second); code != 0 {
+			t.Fatalf("exit code %d, want 0", code)
+		}
+		t.Logf("SIGTERM to exit with standard error stalled: %v", time.Since(sent).Round(time.Millisecond))
+	})
+}
+
+// TestTostopTerminal is item 3: standard error a terminal with "stty
+// tostop", manager in a background job of a shell with job control: every
+// log write raises SIGTTOU, which must not make manager spin.
+func TestTostopTerminal(t *testing.T) {
+	integration(t)
+	manager, helper := binaries(t)
+	requireProgram(t, "bash")
+	ptm, pts := openPTY(t)
+	script := `set -m; stty tostop; "$@" </dev/null >/dev/null & wait $!; echo "exit=$?"`
+	cmd := exec.Command("bash", "-c", script, "bash", manager, "-config=", "--", helper, "exit", "5")
+	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pts.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	term := readLines(ptm)
+	term.wait(t, `msg="child started"`, 10*time.Second)
+	term.wait(t, `^exit=5\r?$`, 10*time.Second)
+}
+
+// requireProgram skips t if name is not installed.
+func requireProgram(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s is not installed: %v", name, err)
+	}
+	return path
+}
+
+// TestEarlySignal is item 4: a SIGTERM that comes right after exec (docker
+// stop right after docker start) is acted on, never an exit code 2.
+func TestEarlySignal(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	for i := range 20 {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			t.Parallel()
+			p := startManager(t, runOpts{pid1: true}, "-config=", "--", helper, "signals")
+			p.signal(syscall.SIGTERM)
+			// Before the Go runtime has installed its handlers, the
+			// kernel drops a signal to PID 1 with no handler: lost, but
+			// not harmful. Send another until manager ends.
+			deadline := time.Now().Add(boundTimeout(t, 20*time.Second))
+			for !p.exited() && time.Now().Before(deadline) {
+				select {
+				case <-p.done:
+				case <-time.After(time.Second):
+					p.signal(syscall.SIGTERM)
+				}
+			}
+			if code := p.wait(10 * time.Second); code != 0 && code != 143 {
+				t.Fatalf("exit code %d after an early SIGTERM, want the child's 0 or 143; log:\n%s", code, p.stderr)
+			}
+		})
+	}
+}
+
+// TestIgnoredSignalsStayIgnored is item 5: under nohup (HUP ignored) or as
+// a shell's background command (INT ignored), the child starts with the
+// same signals ignored, as under tini and catatonit.
+func TestIgnoredSignalsStayIgnored(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	requireProgram(t, "nohup")
+	tests := []struct {
+		name  string
+		shell string
+		sig   syscall.Signal
+	}{
+		{"nohup", `nohup "$@"; exit`, syscall.SIGHUP},
+		{"background command", `"$@" & wait $!; exit`, syscall.SIGINT},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startManager(t, runOpts{shell: tc.shell}, "-config=", "--", helper, "env")
+			if code := p.wait(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d, want 0; log:\n%s", code, p.stderr)
+			}
+			got := p.stdout.wait(t, `^sigign=([0-9a-f]+)$`, time.Second)[1]
+			mask, _ := strconv.ParseUint(got, 16, 64)
+			if mask&(1<<(tc.sig-1)) == 0 {
+				t.Errorf("child's ignored signals %#x lack %s, which manager was started with ignored", mask, signalName(tc.sig))
+			}
+			p.stderr.wait(t, `msg="signal ignored from the start; it stays ignored, also for the child" signal=`+signalName(tc.sig), time.Second)
+		})
+	}
+}
+
+// TestHugeFileDoesNotStallLoop is item 6: hashing a 2 GiB file (sparse, so
+// only the hashing costs) runs beside the loop: the child starts at once,
+// a signal is forwarded and SIGTERM obeyed while it is hashed.
+func TestHugeFileDoesNotStallLoop(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.conf"), "v1")
+	sparseFile(t, filepath.Join(dir, "huge.bin"), 2<<30)
+	waitNotRacy(t, filepath.Join(dir, "app.conf"))
+	p := startManager(t, runOpts{}, "-config", dir, "-poll", "50ms", "-debounce", "0s", "-log-level", "debug", "--", helper, "signals")
+	readyPid(t, p)
+	sent := time.Now()
+	p.signal(syscall.SIGUSR1)
+	p.stdout.wait(t, "^got SIGUSR1", 5*time.Second)
+	forwarded := time.Since(sent)
+	if got := p.stderr.matching(`msg="config hashed"`); len(got) > 0 {
+		t.Fatalf("the first hash ended before the child got its signal; this test proves nothing here: %q", got)
+	}
+	took := p.stderr.wait(t, `msg="config hashed" purpose=baseline took=(\S+)`, 60*time.Second)[1]
+	t.Logf("SIGUSR1 forwarded in %v while 2 GiB were hashed (the hash took %s)", forwarded.Round(time.Microsecond), took)
+
+	writeFile(t, filepath.Join(dir, "app.conf"), "v2") // a change: all of it hashed again
+	p.stderr.wait(t, `msg="hashing config" purpose=change`, 10*time.Second)
+	sent = time.Now()
+	p.signal(syscall.SIGTERM)
+	code := p.wait(10 * time.Second)
+	stopped := time.Since(sent)
+	if code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if got := p.stderr.matching(`msg="config hashed" purpose=change`); len(got) > 0 {
+		t.Errorf("manager waited for the hash before it exited: %q", got)
+	}
+	t.Logf("SIGTERM to exit %v while the change was hashed", stopped.Round(time.Microsecond))
+}
+
+// TestPollableFile is item 7: /proc/kmsg is a regular file that can be
+// polled; read without O_NONBLOCK it waits for kernel messages, and through
+// os.File the runtime's netpoller turns its EAGAIN into a wait without end.
+func TestPollableFile(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	fd, err := syscall.Open("/proc/kmsg", syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Skipf("cannot open /proc/kmsg here (%v): needs root and CAP_SYSLOG", err)
+	}
+	syscall.Close(fd)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.conf"), "v1")
+	for _, watch := range []string{"/proc/kmsg", dir} {
+		t.Run(watch, func(t *testing.T) {
+			p := startManager(t, runOpts{}, "-config", watch, "-config", "/proc/kmsg", "-poll", "50ms", "--", helper, "signals")
+			readyPid(t, p)
+			p.signal(syscall.SIGTERM)
+			if code := p.wait(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d, want 0; log:\n%s", code, p.stderr)
+			}
+		})
+	}
+}
+
+// TestCoarseTimestamps is item 8: on a file system with one-second times
+// (ext4 with 128-byte inodes), a same-size rewrite in the same second as
+// the change manager just acted on leaves every stat field as it was; it
+// must still be acted on.
+func TestCoarseTimestamps(t *testing.T) {
+	integration(t)
+	dir := coarseFileSystem(t)
+	conf := filepath.Join(dir, "app.conf")
+	writeFile(t, conf, "a0")
+	waitNotRacy(t, conf)
+	p := appUnderManager(t, conf, conf, "", "-poll", "50ms", "-debounce", "0s")
+	want := []string{"a0"}
+	wantStarts(t, p, want...)
+	for attempt := 1; ; attempt++ {
+		// Start at the beginning of a second, so that manager can act
+		// on the first write within that second.
+		eventually(t, 2*time.Second, func() error {
+			if ns := time.Now().Nanosecond(); ns > 100e6 {
+				return fmt.Errorf("%d ns into the second", ns)
+			}
+			return nil
+		})
+		first, second := fmt.Sprintf("b%d", attempt), fmt.Sprintf("c%d", attempt)
+		writeFile(t, conf, first)
+		before := statOf(t, conf)
+		want = append(want, first)
+		wantStarts(t, p, want...)
+		writeFile(t, conf, second)
+		if after := statOf(t, conf); after != before {
+			if attempt == 5 {
+				t.Fatalf("never rewrote within the same second in 5 attempts; the machine is too slow for this test")
+			}
+			want = append(want, second) // not the fault: a plain change
+			wantStarts(t, p, want...)
+			continue
+		}
+		// Every stat field is as manager saw it after the first write.
+		want = append(want, second)
+		wantStarts(t, p, want...)
+		break
+	}
+	stop(t, p)
+}
+
+// statOf is what stat says of path that a watcher could compare.
+func statOf(t *testing.T, path string) [5]int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return [5]int64{int64(st.Ino), st.Size, st.Mtim.Nano(), st.Ctim.Nano(), int64(st.Dev)}
+}
+
+// coarseFileSystem mounts a small ext4 file system with 128-byte inodes,
+// whose times have a resolution of one second, and returns its root.
+func coarseFileSystem(t *testing.T) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skipf("mounting a file system needs root; this test runs as uid %d", os.Getuid())
+	}
+	mkfs := requireProgram(t, "mkfs.ext4")
+	img := filepath.Join(t.TempDir(), "coarse.img")
+	sparseFile(t, img, 16<<20)
+	if out, err := exec.Command(mkfs, "-q", "-I", "128", "-F", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot loop-mount a file system here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// sparseFile creates a file of size bytes that takes no disk space: reading
+// it costs the kernel's zeroed pages, and hashing it all its bytes.
+func sparseFile(t *testing.T, path string, size int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pidsCgroup is a pids cgroup of the test's own, v2 or v1.
+type pidsCgroup struct{ dir string }
+
+// newPidsCgroup creates a pids cgroup, or skips t saying why it cannot.
+func newPidsCgroup(t *testing.T) *pidsCgroup {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skipf("creating a cgroup needs root; this test runs as uid %d", os.Getuid())
+	}
+	var parent string
+	for _, cand := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		if b, err := os.ReadFile(filepath.Join(cand, "cgroup.subtree_control")); err == nil && strings.Contains(string(b), "pids") {
+			parent = cand
+			break
+		}
+	}
+	if parent == "" {
+		if _, err := os.Stat("/sys/fs/cgroup/pids/pids.max"); err == nil || fileExists("/sys/fs/cgroup/pids/cgroup.procs") {
+			parent = "/sys/fs/cgroup/pids"
+		}
+	}
+	if parent == "" {
+		t.Skip("no pids cgroup controller here: neither cgroup v2 with pids enabled nor v1 /sys/fs/cgroup/pids")
+	}
+	dir := filepath.Join(parent, fmt.Sprintf("flush-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot create a cgroup in %s: %v", parent, err)
+	}
+	cg := &pidsCgroup{dir}
+	t.Cleanup(func() {
+		cg.setMax(t, "max")
+		eventually(t, 10*time.Second, func() error {
+			b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				pid, _ := strconv.Atoi(f)
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			return os.Remove(dir)
+		})
+	})
+	return cg
+}
+
+func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// enter is the runOpts.shell snippet that puts manager in the cgroup.
+func (cg *pidsCgroup) enter() string { return fmt.Sprintf("echo $$ > %s/cgroup.procs", cg.dir) }
+
+// setMax sets pids.max: a number, or "max".
+func (cg *pidsCgroup) setMax(t *testing.T, v string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(cg.dir, "pids.max"), []byte(v), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForkRetried is item 9: a fork refused for lack of pids (EAGAIN) is
+// retried with backoff, for the check and for the restarted child, and the
+// change is applied once it succeeds; never exit code 126.
+func TestForkRetried(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	for _, withCheck := range []bool{true, false} {
+		t.Run(fmt.Sprintf("check=%v", withCheck), func(t *testing.T) {
+			t.Parallel()
+			cg := newPidsCgroup(t)
+			conf := filepath.Join(t.TempDir(), "app.conf")
+			writeFile(t, conf, "v1")
+			waitNotRacy(t, conf)
+			args := []string{"-config", conf, "-poll", "50ms", "-debounce", "0s"}
+			what := "child"
+			if withCheck {
+				args = append(args, "-check", helper+" check-config "+conf)
+				what = "check"
+			}
+			args = append(args, "--", helper, "app", filepath.Join(t.TempDir(), "lock"), conf)
+			p := startManager(t, runOpts{shell: cg.enter()}, args...)
+			wantStarts(t, p, "v1")
+			cg.setMax(t, "1") // nothing more may start: the cgroup is full
+			writeFile(t, conf, "v2")
+			p.stderr.waitN(t, 2, `level=WARN msg="cannot start `+what+`; retrying" error="resource temporarily unavailable"`, 10*time.Second)
+			cg.setMax(t, "max")
+			wantStarts(t, p, "v1", "v2")
+			stop(t, p)
+		})
+	}
+}
+
+// TestCheckLeavesNothing is item 10: what a check leaves in its process
+// group is killed when the check exits, not only when it times out.
+func TestCheckLeavesNothing(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p, _, conf := watchedApp(t, "", "-check", helper+" leave sleep")
+	wantStarts(t, p, "v1")
+	writeFile(t, conf, "v2")
+	left, _ := strconv.Atoi(p.stderr.wait(t, `grandchild ready pid=(\d+)`, 10*time.Second)[1])
+	p.stderr.wait(t, `msg="check passed"`, 10*time.Second)
+	wantStarts(t, p, "v1", "v2")
+	eventually(t, 5*time.Second, func() error {
+		if alive(left) {
+			return fmt.Errorf("process %d, left by the check, is alive", left)
+		}
+		return nil
+	})
+	stop(t, p)
+}
+
+// TestStoppedChildStopsGracefully is item 11: a child stopped by SIGSTOP
+// when manager must stop it gets SIGCONT after the stop signal, so that its
+// handler runs.
+func TestStoppedChildStopsGracefully(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	file := filepath.Join(t.TempDir(), "saved")
+	p := startManager(t, runOpts{}, "-config=", "-grace", "10s", "--", helper, "trap-term", file)
+	child := readyPid(t, p)
+	syscall.Kill(child, syscall.SIGSTOP)
+	eventually(t, 5*time.Second, func() error {
+		if state, _, _ := procState(child); state != 'T' {
+			return fmt.Errorf("child %d in state %c, want T (stopped)", child, state)
+		}
+		return nil
+	})
+	sent := time.Now()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0: the stopped child's TERM handler did not run", code)
+	}
+	if took := time.Since(sent); took > 5*time.Second {
+		t.Errorf("manager took %v, as long as the grace period: the child was not continued", took)
+	}
+	if b, err := os.ReadFile(file); err != nil || !strings.HasPrefix(string(b), "saved by") {
+		t.Errorf("the child did not save on TERM: %q, %v", b, err)
+	}
+}
+
+// TestTinyNofile is item 13: under a tiny RLIMIT_NOFILE manager works or
+// exits 2 with one line saying why; never a Go runtime crash.
+func TestTinyNofile(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	for _, n := range []int{4, 5, 6, 7, 8, 10} {
+		for _, withCheck := range []bool{false, true} {
+			t.Run(fmt.Sprintf("nofile=%d,check=%v", n, withCheck), func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				writeFile(t, filepath.Join(dir, "app.conf"), "v1")
+				waitNotRacy(t, filepath.Join(dir, "app.conf"))
+				args := []string{"-config", dir, "-poll", "50ms", "-debounce", "0s"}
+				if withCheck {
+					args = append(args, "-check", helper+" exit 0")
+				}
+				p := startManager(t, runOpts{shell: fmt.Sprintf("ulimit -n %d", n)}, append(args, "--", helper, "signals")...)
+				<-waitChan(p.stdout, `^ready pid=`)
+				if len(p.stdout.matching(`^ready pid=`)) == 0 { // manager ended first
+					code := p.wait(10 * time.Second)
+					out := p.stderr.String()
+					if code != 2 || strings.Count(out, "\n") != 0 || !strings.Contains(out, "RLIMIT_NOFILE") {
+						t.Fatalf("exit code %d, standard error:\n%s\nwant it to work, or exit 2 with one line naming RLIMIT_NOFILE", code, out)
+					}
+					if n >= 7 && !withCheck {
+						t.Fatalf("refused to run at nofile=%d, which leaves the 4 descriptors it needs: %s", n, out)
+					}
+					return
+				}
+				writeFile(t, filepath.Join(dir, "app.conf"), "v2")
+				p.stdout.waitN(t, 2, `^ready pid=`, 20*time.Second) // restarted: hashed, checked, forked
+				p.signal(syscall.SIGTERM)
+				if code := p.wait(10 * time.Second); code != 0 {
+					t.Fatalf("exit code %d, want 0; log:\n%s", code, p.stderr)
+				}
+				if strings.Contains(p.stderr.String(), "goroutine ") {
+					t.Fatalf("Go runtime crash:\n%s", p.stderr)
+				}
+			})
+		}
+	}
+}
+
+// waitChan is closed once a line matching re has been read.
+func waitChan(l *lines, re string) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		defer close(c)
+		for {
+			_, changed, eof := l.snapshot()
+			if len(l.matching(re)) > 0 || eof {
+				return
+			}
+			<-changed
+		}
+	}()
+	return c
+}
+
+// TestFullPidsCgroup is item 14: in a pids cgroup with no room left, the Go
+// runtime cannot create a thread; manager must never need one, under a
+// flood of signals, log lines and configuration changes, and its thread
+// count never grows.
+func TestFullPidsCgroup(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	cg := newPidsCgroup(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.conf"), "0")
+	waitNotRacy(t, filepath.Join(dir, "app.conf"))
+	p := startManager(t, runOpts{shell: cg.enter()}, "-config", dir, "-poll", "10ms", "-debounce", "0s",
+		"-reload-signal", "HUP", "-log-level", "debug", "--", helper, "steady-signals")
+	readyPid(t, p)
+	before := procUsage(t, p.pid())
+	cg.setMax(t, "1")
+	for i := 1; i <= 30; i++ {
+		writeFile(t, filepath.Join(dir, "app.conf"), strconv.Itoa(i))
+		for range 100 {
+			p.signal(syscall.SIGUSR1)
+		}
+		p.stdout.waitN(t, i, "^got SIGHUP", 10*time.Second)
+	}
+	after := procUsage(t, p.pid())
+	if p.exited() {
+		t.Fatalf("manager died in a full pids cgroup; log:\n%s", p.stderr)
+	}
+	if after.threads > before.threads {
+		t.Errorf("manager grew from %d to %d threads in a full pids cgroup", before.threads, after.threads)
+	}
+	t.Logf("threads: %d before the cgroup filled, %d after 30 reloads and 3,000 signals", before.threads, after.threads)
+	cg.setMax(t, "max")
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0; log:\n%s", code, p.stderr)
+	}
+}
+
+// TestBusyEntry is item 15: a file in a watched directory rewritten every
+// 200 ms no longer holds back a real change beside it once it has been
+// busy for 10 s; it is named once at WARN.
+func TestBusyEntry(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "app.conf")
+	writeFile(t, conf, "v1")
+	p := appUnderManager(t, conf, dir, "")
+	wantStarts(t, p, "v1")
+	stopWriter := make(chan struct{})
+	writerDone := make(chan struct{})
+	writes := make(chan int, 1000)
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stopWriter:
+				return
+			case <-time.After(200 * time.Millisecond): // the program's pace, not a wait for manager
+			}
+			os.WriteFile(filepath.Join(dir, "state"), []byte(strconv.Itoa(i)), 0o644)
+			writes <- i
+		}
+	}()
+	defer func() { close(stopWriter); <-writerDone }()
+	for i := range writes {
+		if i == 5 { // a real change, beside a file that keeps changing
+			break
+		}
+	}
+	writeFile(t, conf, "v2")
+	p.stderr.wait(t, `level=WARN msg="config busy: .*path=`+regexp.QuoteMeta(filepath.Join(dir, "state")), 30*time.Second)
+	wantStarts(t, p, "v1", "v2")
+	if got := p.stderr.matching(`msg="config busy`); len(got) != 1 {
+		t.Errorf("busy reported %d times, want once: %q", len(got), got)
+	}
+	stop(t, p)
+}
+
+// TestUnkillableChild is item 16: a child manager may not signal (it made
+// itself root) and that ignores TERM does not hold manager forever: after
+// the grace period and SIGKILL's wait, manager gives up and exits 137.
+func TestUnkillableChild(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	if os.Getuid() != 0 {
+		t.Skipf("making a set-user-ID root program needs root; this test runs as uid %d", os.Getuid())
+	}
+	setuid := filepath.Join(filepath.Dir(helper), "setuid-helper")
+	if err := copyFile(helper, setuid, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(setuid, os.ModeSetuid|0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startManager(t, runOpts{uid: nonRoot}, "-config=", "-grace", "1s", "--", setuid, "setuid-ignore-term")
+	m := p.stdout.wait(t, `^ready pid=(\d+) uid=(\d+)`, 10*time.Second)
+	if m[2] != "0" {
+		t.Skipf("the set-user-ID bit is not honoured here (nosuid mount?): the child runs as uid %s", m[2])
+	}
+	child, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+	sent := time.Now()
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(boundTimeout(t, 20*time.Second)):
+		t.Fatalf("manager still waits for a child it cannot kill 20s after SIGTERM; log:\n%s", p.stderr)
+	}
+	gaveUp := time.Since(sent)
+	syscall.Kill(child, syscall.SIGKILL) // it holds manager's output open
+	if code := p.wait(10 * time.Second); code != 137 {
+		t.Fatalf("exit code %d, want 137; log:\n%s", code, p.stderr)
+	}
+	p.stderr.wait(t, `level=WARN msg="signal not sent" signal=SIGTERM .*error="operation not permitted"`, time.Second)
+	p.stderr.wait(t, `level=ERROR msg="child cannot be killed; not waiting for it"`, time.Second)
+	t.Logf("gave up on the unkillable child %v after SIGTERM", gaveUp.Round(time.Millisecond))
+}
+
+// TestJobControl is item 17: at an interactive shell, Ctrl-Z stops the
+// program and gives the prompt back, fg continues it with the terminal, and
+// Ctrl-C then ends it, as without manager.
+func TestJobControl(t *testing.T) {
+	integration(t)
+	manager, helper := binaries(t)
+	requireProgram(t, "bash")
+	ptm, pts := openPTY(t)
+	cmd := exec.Command("bash", "--norc", "--noprofile", "-i")
+	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1", "PS1=PROMPT> ", "TERM=dumb")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pts.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	term := readLines(ptm)
+	type_ := func(s string) {
+		t.Helper()
+		if _, err := ptm.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type_(fmt.Sprintf("%s -config= -- %s readline\n", manager, helper))
+	term.wait(t, `^ready pid=\d+`, 10*time.Second)
+	type_("\x1a") // Ctrl-Z
+	term.wait(t, `Stopped`, 10*time.Second)
+	type_("fg\n")
+	term.wait(t, `msg="continuing child"`, 10*time.Second)
+	type_("hello\n")
+	term.wait(t, `read: "hello" <nil>`, 10*time.Second)
+	type_("\x03") // Ctrl-C
+	term.wait(t, `msg=exiting reason="child exited" code=130`, 10*time.Second)
+	type_("echo code=$?\n")
+	term.wait(t, `^code=130\r?$`, 10*time.Second)
+}
