@@ -128,10 +128,21 @@ func (l *listFlag) Set(v string) error {
 // errVersion and flag.ErrHelp are the two successful early exits of parseArgs.
 var errVersion = errors.New("version requested")
 
-// parseArgs turns the command line (without the program name) into a config.
-// Flags are first collected as plain strings and then validated here, so that
-// every error reads the same way: the flag, the value and what is wrong.
+// parseArgs turns the command line (without the program name) into a
+// config, as if no MANAGER_ variable were set: tests stay independent of the
+// environment they run in.
 func parseArgs(args []string) (*config, error) {
+	return parseConfig(args, noEnvironment)
+}
+
+// noEnvironment is a lookupEnv in which no variable is set.
+func noEnvironment(string) (string, bool) { return "", false }
+
+// parseConfig turns the command line (without the program name) and the
+// MANAGER_ variables that lookupEnv finds into a config. Flags are first
+// collected as plain strings and then validated here, so that every error
+// reads the same way: the flag or variable, the value and what is wrong.
+func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config, error) {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
@@ -157,15 +168,23 @@ func parseArgs(args []string) (*config, error) {
 	if *showVersion {
 		return nil, errVersion
 	}
-	explicit := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	source, err := applyEnvironment(fs, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	// name is how an error names where a flag's value came from.
+	name := func(flag string) string {
+		if s := source[flag]; s != "" {
+			return s
+		}
+		return "-" + flag
+	}
 
-	c := &config{group: *group, stopExplicit: explicit["stop-signal"], remap: map[int]bool{}}
-	var err error
+	c := &config{group: *group, stopExplicit: source["stop-signal"] != "", remap: map[int]bool{}}
 	switch {
-	case explicit["command"] && *command == "":
+	case source["command"] != "" && *command == "":
 		return nil, errors.New(`-command "": empty command`)
-	case explicit["command"]:
+	case source["command"] != "":
 		c.argv = append([]string{*command}, fs.Args()...)
 	case fs.NArg() > 0:
 		c.argv = fs.Args()
@@ -185,43 +204,43 @@ func parseArgs(args []string) (*config, error) {
 			}
 		}
 	}
-	if c.poll, err = parseDuration("poll", *poll, false); err != nil {
+	if c.poll, err = parseDuration(name("poll"), *poll, false); err != nil {
 		return nil, err
 	}
-	if c.debounce, err = parseDuration("debounce", *debounce, true); err != nil {
+	if c.debounce, err = parseDuration(name("debounce"), *debounce, true); err != nil {
 		return nil, err
 	}
-	if c.grace, err = parseDuration("grace", *grace, true); err != nil {
+	if c.grace, err = parseDuration(name("grace"), *grace, true); err != nil {
 		return nil, err
 	}
 	if *reloadSignal != "" {
 		if c.reloadSignal, err = parseSignal(*reloadSignal); err != nil {
-			return nil, fmt.Errorf("-reload-signal %q: %w", *reloadSignal, err)
+			return nil, fmt.Errorf("%s %q: %w", name("reload-signal"), *reloadSignal, err)
 		}
 	}
 	if c.stopSignal, err = parseSignal(*stopSignal); err != nil {
-		return nil, fmt.Errorf("-stop-signal %q: %w", *stopSignal, err)
+		return nil, fmt.Errorf("%s %q: %w", name("stop-signal"), *stopSignal, err)
 	}
-	if explicit["check"] {
+	if source["check"] != "" {
 		c.check = strings.Fields(*check)
 		if len(c.check) == 0 {
-			return nil, fmt.Errorf("-check %q: empty command", *check)
+			return nil, fmt.Errorf("%s %q: empty command", name("check"), *check)
 		}
 		// Unlike the program, whose absence is exit 127 as in a shell, a
 		// check that cannot run is a bad flag: every change would fail it.
 		if c.checkPath, err = resolveCommand(c.check[0]); err != nil {
 			_, why := startError(c.check[0], err)
-			return nil, fmt.Errorf("-check %q: %s: %w", *check, c.check[0], why)
+			return nil, fmt.Errorf("%s %q: %s: %w", name("check"), *check, c.check[0], why)
 		}
 	}
 	if c.check != nil && c.grace == 0 {
 		// The check is killed after -grace: with none, it could never pass.
-		return nil, fmt.Errorf("-grace %q: -check is killed after -grace, so it needs more than 0", *grace)
+		return nil, fmt.Errorf("%s %q: -check is killed after -grace, so it needs more than 0", name("grace"), *grace)
 	}
 	for _, v := range remaps.values {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 255 {
-			return nil, fmt.Errorf("-remap-exit %q: not an exit code (0 to 255)", v)
+			return nil, fmt.Errorf("%s %q: not an exit code (0 to 255)", name("remap-exit"), v)
 		}
 		c.remap[n] = true
 	}
@@ -229,23 +248,79 @@ func parseArgs(args []string) (*config, error) {
 	case "text", "json":
 		c.logFormat = *logFormat
 	default:
-		return nil, fmt.Errorf("-log-format %q: want text or json", *logFormat)
+		return nil, fmt.Errorf("%s %q: want text or json", name("log-format"), *logFormat)
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
-		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", *logLevel)
+		return nil, fmt.Errorf("%s %q: want debug, info, warn or error", name("log-level"), *logLevel)
 	}
 	return c, nil
 }
 
-// parseDuration validates a duration flag. Poll must be positive, since a
-// zero interval would be a busy loop; the others may be zero.
+// envName is the environment variable of a flag: MANAGER_ and the flag's
+// name in upper case, with _ for -.
+func envName(flag string) string {
+	return "MANAGER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnvironment gives each flag that the command line left out the value
+// of its MANAGER_ variable, if one is set, and returns where each given flag
+// came from, as errors name it: "-grace" or "MANAGER_GRACE". A variable of a
+// flag given on the command line is not even read, so an image's bad default
+// can be overridden by a flag.
+//
+// An empty variable counts as unset, since a container cannot unset what its
+// image sets (Dockerfile ENV, a Kubernetes env: entry) but can empty it; the
+// exception is MANAGER_CONFIG, where empty means watch nothing, as an empty
+// -config does. Repeatable flags take lists: MANAGER_CONFIG separated by ":"
+// as PATH is, MANAGER_REMAP_EXIT by ",".
+func applyEnvironment(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (map[string]string, error) {
+	source := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { source[f.Name] = "-" + f.Name })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || source[f.Name] != "" || f.Name == "version" {
+			return
+		}
+		env := envName(f.Name)
+		v, ok := lookupEnv(env)
+		if !ok || v == "" && f.Name != "config" {
+			return
+		}
+		source[f.Name] = env
+		values := []string{v}
+		switch f.Name {
+		case "config":
+			values = strings.Split(v, ":")
+		case "remap-exit":
+			values = nil
+			for _, code := range strings.Split(v, ",") {
+				if code = strings.TrimSpace(code); code != "" {
+					values = append(values, code)
+				}
+			}
+		}
+		for _, x := range values {
+			// Only the boolean -group can refuse a value here; the others
+			// are strings, validated by parseConfig like a flag's.
+			if f.Value.Set(x) != nil {
+				err = fmt.Errorf("%s %q: want true, false, 1 or 0", env, v)
+				return
+			}
+		}
+	})
+	return source, err
+}
+
+// parseDuration validates a duration flag, named in errors by name (a flag
+// or a variable). Poll must be positive, since a zero interval would be a
+// busy loop; the others may be zero.
 func parseDuration(name, v string, zeroOK bool) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("-%s %q: invalid duration", name, v)
+		return 0, fmt.Errorf("%s %q: invalid duration", name, v)
 	case d < 0 || d == 0 && !zeroOK:
-		return 0, fmt.Errorf("-%s %q: must be positive", name, v)
+		return 0, fmt.Errorf("%s %q: must be positive", name, v)
 	}
 	return d, nil
 }
@@ -286,7 +361,7 @@ func main() {
 // run is manager's whole life; it returns the exit code so that main stays a
 // thin shell and every deferred cleanup runs.
 func run(args []string) int {
-	cfg, err := parseArgs(args)
+	cfg, err := parseConfig(args, os.LookupEnv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fmt.Print(usage)
