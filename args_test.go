@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -60,6 +61,12 @@ func field(c *config, name string) string {
 		return strconv.FormatBool(c.group)
 	case "remap":
 		return fmt.Sprint(slices.Sorted(maps.Keys(c.remap)))
+	case "stopDelay":
+		return c.stopDelay.String()
+	case "restartSignal":
+		return signalOrNone(c.restartSignal)
+	case "restart":
+		return fmt.Sprintf("%v:%d", c.restartMode, c.restartMax)
 	case "logFormat":
 		return c.logFormat
 	case "logLevel":
@@ -87,6 +94,22 @@ type argsCase struct {
 
 // argsCases are accepted configurations.
 var argsCases = []argsCase{
+	{"poll at its minimum", []string{"-poll", "10ms"}, nil, "poll", "10ms"},
+	{"stop delay default", nil, nil, "stopDelay", "0s"},
+	{"stop delay", []string{"-stop-delay", "5s"}, nil, "stopDelay", "5s"},
+	{"stop delay zero", []string{"--stop-delay=0"}, nil, "stopDelay", "0s"},
+	{"restart default", nil, nil, "restart", "no:0"},
+	{"restart no", []string{"-restart", "no"}, nil, "restart", "no:0"},
+	{"restart on failure", []string{"-restart", "on-failure"}, nil, "restart", "on-failure:0"},
+	{"restart on failure limited", []string{"-restart", "on-failure:3"}, nil, "restart", "on-failure:3"},
+	{"restart always", []string{"-restart", "always"}, nil, "restart", "always:0"},
+	{"restart always once", []string{"-restart", "always:1"}, nil, "restart", "always:1"},
+	{"restart signal default", nil, nil, "restartSignal", "none"},
+	{"restart signal", []string{"-restart-signal", "USR2"}, nil, "restartSignal", "SIGUSR2"},
+	{"restart signal HUP", []string{"-restart-signal", "sighup"}, nil, "restartSignal", "SIGHUP"},
+	{"restart signal real-time", []string{"-restart-signal", "64"}, nil, "restartSignal", "signal 64"},
+	{"reload signal TERM", []string{"-reload-signal", "TERM"}, nil, "reloadSignal", "SIGTERM"},
+	{"stop signal KILL", []string{"-stop-signal", "KILL"}, nil, "stopSignal", "SIGKILL explicit=true"},
 
 	// Each variable sets its flag.
 	{"MANAGER_COMMAND", nil, env{"MANAGER_COMMAND": "/bin/app"}, "argv", `["/bin/app"]`},
@@ -102,6 +125,7 @@ var argsCases = []argsCase{
 	{"MANAGER_CHECK", nil, env{"MANAGER_CHECK": "/bin/true -t"}, "check", `["/bin/true" "-t"]`},
 	{"MANAGER_STOP_SIGNAL is explicit", nil, env{"MANAGER_STOP_SIGNAL": "QUIT"}, "stopSignal", "SIGQUIT explicit=true"},
 	{"MANAGER_GRACE", nil, env{"MANAGER_GRACE": "3s"}, "grace", "3s"},
+	{"MANAGER_STOP_DELAY", nil, env{"MANAGER_STOP_DELAY": "7s"}, "stopDelay", "7s"},
 	{"MANAGER_GROUP true", nil, env{"MANAGER_GROUP": "true"}, "group", "true"},
 	{"MANAGER_GROUP 1", nil, env{"MANAGER_GROUP": "1"}, "group", "true"},
 	{"MANAGER_GROUP false", nil, env{"MANAGER_GROUP": "false"}, "group", "false"},
@@ -109,6 +133,8 @@ var argsCases = []argsCase{
 	{"MANAGER_REMAP_EXIT", nil, env{"MANAGER_REMAP_EXIT": "143"}, "remap", "[143]"},
 	{"MANAGER_REMAP_EXIT list", nil, env{"MANAGER_REMAP_EXIT": "143,0"}, "remap", "[0 143]"},
 	{"MANAGER_REMAP_EXIT spaces and trailing comma", nil, env{"MANAGER_REMAP_EXIT": " 143, 0,"}, "remap", "[0 143]"},
+	{"MANAGER_RESTART", nil, env{"MANAGER_RESTART": "always:5"}, "restart", "always:5"},
+	{"MANAGER_RESTART_SIGNAL", nil, env{"MANAGER_RESTART_SIGNAL": "USR1"}, "restartSignal", "SIGUSR1"},
 	{"MANAGER_LOG_FORMAT", nil, env{"MANAGER_LOG_FORMAT": "json"}, "logFormat", "json"},
 	{"MANAGER_LOG_LEVEL", nil, env{"MANAGER_LOG_LEVEL": "debug"}, "logLevel", "DEBUG"},
 
@@ -163,11 +189,48 @@ type argsErrorCase struct {
 
 // argsErrorCases are refused configurations.
 var argsErrorCases = []argsErrorCase{
+	// Nonsense is a bad flag (issue 8, item 12).
+	{"poll busy", []string{"-poll", "1ns"}, nil, `-poll "1ns": under 10ms, polling is a busy loop`},
+	{"poll just under", []string{"-poll", "9.999ms"}, nil, `-poll "9.999ms": under 10ms, polling is a busy loop`},
+	{"reload KILL", []string{"-reload-signal", "KILL"}, nil, `-reload-signal "KILL": SIGKILL cannot be caught: the program could never handle it`},
+	{"reload STOP", []string{"-reload-signal", "sigstop"}, nil, `-reload-signal "sigstop": SIGSTOP cannot be caught: the program could never handle it`},
+	{"reload 9", []string{"-reload-signal", "9"}, nil, `-reload-signal "9": SIGKILL cannot be caught: the program could never handle it`},
+	{"stop STOP", []string{"-stop-signal", "STOP"}, nil, `-stop-signal "STOP": SIGSTOP only suspends the program, it never makes it exit`},
+	{"stop 19", []string{"-stop-signal", "19"}, nil, `-stop-signal "19": SIGSTOP only suspends the program, it never makes it exit`},
+
+	// The new flags.
+	{"stop delay negative", []string{"-stop-delay", "-1s"}, nil, `-stop-delay "-1s": must be positive`},
+	{"stop delay unitless", []string{"-stop-delay", "10"}, nil, `-stop-delay "10": invalid duration`},
+	{"restart unknown", []string{"-restart", "sometimes"}, nil, `-restart "sometimes": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart empty", []string{"-restart", ""}, nil, `-restart "": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart upper case", []string{"-restart", "ALWAYS"}, nil, `-restart "ALWAYS": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart zero", []string{"-restart", "always:0"}, nil, `-restart "always:0": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart not a number", []string{"-restart", "always:x"}, nil, `-restart "always:x": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart no number", []string{"-restart", "on-failure:"}, nil, `-restart "on-failure:": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart signed", []string{"-restart", "on-failure:+2"}, nil, `-restart "on-failure:+2": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart negative", []string{"-restart", "always:-1"}, nil, `-restart "always:-1": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart huge", []string{"-restart", "always:99999999999999999999"}, nil, `-restart "always:99999999999999999999": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart no with a limit", []string{"-restart", "no:1"}, nil, `-restart "no:1": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"restart signal unknown", []string{"-restart-signal", "FOO"}, nil, `-restart-signal "FOO": unknown signal`},
+	{"restart signal out of range", []string{"-restart-signal", "65"}, nil, `-restart-signal "65": no signal number 65 (1 to 64)`},
+	{"restart signal KILL", []string{"-restart-signal", "KILL"}, nil, `-restart-signal "KILL": SIGKILL cannot be caught`},
+	{"restart signal STOP", []string{"-restart-signal", "STOP"}, nil, `-restart-signal "STOP": SIGSTOP cannot be caught`},
+	{"restart signal TERM", []string{"-restart-signal", "TERM"}, nil, `-restart-signal "TERM": SIGTERM shuts manager down`},
+	{"restart signal INT", []string{"-restart-signal", "2"}, nil, `-restart-signal "2": SIGINT shuts manager down`},
+	{"restart signal CHLD", []string{"-restart-signal", "CHLD"}, nil, `-restart-signal "CHLD": SIGCHLD is not one manager forwards; use one it does, such as USR2`},
+	{"restart signal URG", []string{"-restart-signal", "URG"}, nil, `-restart-signal "URG": SIGURG is not one manager forwards; use one it does, such as USR2`},
+	{"restart signal SEGV", []string{"-restart-signal", "SEGV"}, nil, `-restart-signal "SEGV": SIGSEGV is not one manager forwards; use one it does, such as USR2`},
+	{"restart signal 33", []string{"-restart-signal", "33"}, nil, `-restart-signal "33": signal 33 is not one manager forwards; use one it does, such as USR2`},
+
 	// A bad variable is named as such, in the flags' style.
 	{"MANAGER_GRACE", nil, env{"MANAGER_GRACE": "ten"}, `MANAGER_GRACE "ten": invalid duration`},
+	{"MANAGER_POLL busy", nil, env{"MANAGER_POLL": "5ms"}, `MANAGER_POLL "5ms": under 10ms, polling is a busy loop`},
 	{"MANAGER_DEBOUNCE", nil, env{"MANAGER_DEBOUNCE": "-1s"}, `MANAGER_DEBOUNCE "-1s": must be positive`},
-	{"MANAGER_RELOAD_SIGNAL", nil, env{"MANAGER_RELOAD_SIGNAL": "0"}, `MANAGER_RELOAD_SIGNAL "0": no signal number 0 (1 to 64)`},
+	{"MANAGER_STOP_DELAY", nil, env{"MANAGER_STOP_DELAY": "soon"}, `MANAGER_STOP_DELAY "soon": invalid duration`},
+	{"MANAGER_RELOAD_SIGNAL", nil, env{"MANAGER_RELOAD_SIGNAL": "KILL"}, `MANAGER_RELOAD_SIGNAL "KILL": SIGKILL cannot be caught: the program could never handle it`},
 	{"MANAGER_STOP_SIGNAL", nil, env{"MANAGER_STOP_SIGNAL": "SIGFOO"}, `MANAGER_STOP_SIGNAL "SIGFOO": unknown signal`},
+	{"MANAGER_RESTART", nil, env{"MANAGER_RESTART": "always:0"}, `MANAGER_RESTART "always:0": want no, on-failure[:N] or always[:N], N at least 1`},
+	{"MANAGER_RESTART_SIGNAL", nil, env{"MANAGER_RESTART_SIGNAL": "TERM"}, `MANAGER_RESTART_SIGNAL "TERM": SIGTERM shuts manager down`},
 	{"MANAGER_GROUP", nil, env{"MANAGER_GROUP": "yes"}, `MANAGER_GROUP "yes": want true, false, 1 or 0`},
 	{"MANAGER_REMAP_EXIT", nil, env{"MANAGER_REMAP_EXIT": "143,x"}, `MANAGER_REMAP_EXIT "x": not an exit code (0 to 255)`},
 	{"MANAGER_REMAP_EXIT too big", nil, env{"MANAGER_REMAP_EXIT": "256"}, `MANAGER_REMAP_EXIT "256": not an exit code (0 to 255)`},
@@ -193,24 +256,40 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+// TestRestartSignalIsForwardedOne checks that -restart-signal takes exactly
+// the signals manager would otherwise forward: any other is either not
+// received at all, or already means something to manager or the runtime.
+func TestRestartSignalIsForwardedOne(t *testing.T) {
+	forwarded := forwardedSignals()
+	for n := 1; n <= maxSignal; n++ {
+		_, err := parseArgs([]string{"-restart-signal", strconv.Itoa(n)})
+		if want := slices.Contains(forwarded, os.Signal(syscall.Signal(n))); (err == nil) != want {
+			t.Errorf("parseArgs(-restart-signal %d) error = %v; want accepted %v (forwarded %v)", n, err, want, want)
+		}
+	}
+}
+
 // TestEnvironmentMirrorsFlags checks, for every flag -h lists, that its
 // variable exists and means what the flag means: the same config from the
 // same value, and the same error, naming the variable, for a bad one. A
 // flag added to the usage without a sample here fails the test.
 func TestEnvironmentMirrorsFlags(t *testing.T) {
 	samples := map[string][2]string{ // flag: a good value that is no default, a bad one
-		"command":       {"/bin/app", ""},
-		"config":        {"/etc/app", ""},
-		"poll":          {"2s", "often"},
-		"debounce":      {"3s", "often"},
-		"reload-signal": {"HUP", "SIGFOO"},
-		"check":         {"/bin/true -t", "no-such-validator"},
-		"stop-signal":   {"QUIT", "65"},
-		"grace":         {"4s", "ten"},
-		"group":         {"true", ""},
-		"remap-exit":    {"143", "256"},
-		"log-format":    {"json", "xml"},
-		"log-level":     {"debug", "trace"},
+		"command":        {"/bin/app", ""},
+		"config":         {"/etc/app", ""},
+		"poll":           {"2s", "often"},
+		"debounce":       {"3s", "often"},
+		"reload-signal":  {"HUP", "STOP"},
+		"check":          {"/bin/true -t", "no-such-validator"},
+		"stop-signal":    {"QUIT", "STOP"},
+		"grace":          {"4s", "ten"},
+		"stop-delay":     {"5s", "-1s"},
+		"restart-signal": {"USR2", "CHLD"},
+		"restart":        {"on-failure:3", "always:0"},
+		"group":          {"true", ""},
+		"remap-exit":     {"143", "256"},
+		"log-format":     {"json", "xml"},
+		"log-level":      {"debug", "trace"},
 	}
 	defaults, err := parseArgs(nil)
 	if err != nil {
@@ -271,7 +350,7 @@ func TestOnlyManagerVariablesAreRead(t *testing.T) {
 	}
 	want := []string{"MANAGER_CHECK", "MANAGER_COMMAND", "MANAGER_CONFIG", "MANAGER_DEBOUNCE", "MANAGER_GRACE",
 		"MANAGER_GROUP", "MANAGER_LOG_FORMAT", "MANAGER_LOG_LEVEL", "MANAGER_POLL", "MANAGER_RELOAD_SIGNAL",
-		"MANAGER_REMAP_EXIT", "MANAGER_STOP_SIGNAL"}
+		"MANAGER_REMAP_EXIT", "MANAGER_RESTART", "MANAGER_RESTART_SIGNAL", "MANAGER_STOP_DELAY", "MANAGER_STOP_SIGNAL"}
 	if slices.Sort(asked); !slices.Equal(asked, want) {
 		t.Errorf("parseConfig read %q, want %q", asked, want)
 	}
@@ -286,18 +365,24 @@ func configProblem(c *config) string {
 		return fmt.Sprintf("argv %q: no command", c.argv)
 	case slices.Contains(c.configs, ""):
 		return fmt.Sprintf("configs %q: an empty path", c.configs)
-	case c.poll <= 0:
-		return fmt.Sprintf("poll %v: not positive", c.poll)
-	case c.debounce < 0 || c.grace < 0:
-		return fmt.Sprintf("debounce %v, grace %v: negative", c.debounce, c.grace)
+	case c.poll < minPoll:
+		return fmt.Sprintf("poll %v: under %v", c.poll, minPoll)
+	case c.debounce < 0 || c.grace < 0 || c.stopDelay < 0:
+		return fmt.Sprintf("debounce %v, grace %v, stop delay %v: negative", c.debounce, c.grace, c.stopDelay)
 	case c.check != nil && (len(c.check) == 0 || c.checkPath == "" || c.grace <= 0):
 		return fmt.Sprintf("check %q (path %q) with grace %v", c.check, c.checkPath, c.grace)
 	case c.check == nil && c.checkPath != "":
 		return fmt.Sprintf("check path %q without a check", c.checkPath)
-	case c.reloadSignal != 0 && !isSignal(c.reloadSignal):
+	case c.reloadSignal != 0 && (!isSignal(c.reloadSignal) || c.reloadSignal == syscall.SIGKILL || c.reloadSignal == syscall.SIGSTOP):
 		return fmt.Sprintf("reload signal %d", c.reloadSignal)
-	case !isSignal(c.stopSignal):
+	case !isSignal(c.stopSignal) || c.stopSignal == syscall.SIGSTOP:
 		return fmt.Sprintf("stop signal %d", c.stopSignal)
+	case c.restartSignal != 0 && !slices.Contains(forwardedSignals(), os.Signal(c.restartSignal)):
+		return fmt.Sprintf("restart signal %d: not one manager forwards", c.restartSignal)
+	case c.restartMode != restartNo && c.restartMode != restartOnFailure && c.restartMode != restartAlways:
+		return fmt.Sprintf("restart mode %d", c.restartMode)
+	case c.restartMax < 0 || c.restartMode == restartNo && c.restartMax != 0:
+		return fmt.Sprintf("restart %v with limit %d", c.restartMode, c.restartMax)
 	case c.logFormat != "text" && c.logFormat != "json":
 		return fmt.Sprintf("log format %q", c.logFormat)
 	case !slices.Contains([]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}, c.logLevel):
@@ -327,6 +412,8 @@ func TestBadConfigurationExits2(t *testing.T) {
 	}{
 		{"bad variable", []string{"MANAGER_GRACE=ten"}, nil, `manager: MANAGER_GRACE "ten": invalid duration`},
 		{"bad list element", []string{"MANAGER_REMAP_EXIT=143,x"}, nil, `manager: MANAGER_REMAP_EXIT "x": not an exit code (0 to 255)`},
+		{"nonsense variable", []string{"MANAGER_POLL=1ns"}, nil, `manager: MANAGER_POLL "1ns": under 10ms, polling is a busy loop`},
+		{"nonsense flag", nil, []string{"-stop-signal", "STOP"}, `manager: -stop-signal "STOP": SIGSTOP only suspends the program, it never makes it exit`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

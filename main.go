@@ -107,8 +107,40 @@ type config struct {
 	group        bool
 	remap        map[int]bool // exit codes reported as 0
 
+	stopDelay     time.Duration  // -stop-delay; 0 means none
+	restartSignal syscall.Signal // -restart-signal; 0 means none
+	restartMode   restartMode    // -restart; the zero value restartNo
+	restartMax    int            // N of on-failure:N or always:N; 0 means no limit
+
 	logFormat string
 	logLevel  slog.Level
+}
+
+// restartMode says which exits of a child that ends by itself are followed
+// by a new child (-restart).
+type restartMode int
+
+const (
+	// restartNo makes the child's exit manager's exit: the default.
+	restartNo restartMode = iota
+	// restartOnFailure restarts a child that exited non-zero or was killed
+	// by a signal.
+	restartOnFailure
+	// restartAlways restarts a child however it ended, exit 0 included.
+	restartAlways
+)
+
+// String names the mode as -restart spells it.
+func (m restartMode) String() string {
+	switch m {
+	case restartNo:
+		return "no"
+	case restartOnFailure:
+		return "on-failure"
+	case restartAlways:
+		return "always"
+	}
+	return "restartMode(" + strconv.Itoa(int(m)) + ")"
 }
 
 // listFlag collects the values of a repeatable flag.
@@ -128,6 +160,10 @@ func (l *listFlag) Set(v string) error {
 // errVersion and flag.ErrHelp are the two successful early exits of parseArgs.
 var errVersion = errors.New("version requested")
 
+// minPoll is the shortest -poll: below it, looking at the watched paths
+// becomes a busy loop that takes a core from the program.
+const minPoll = 10 * time.Millisecond
+
 // parseArgs turns the command line (without the program name) into a
 // config, as if no MANAGER_ variable were set: tests stay independent of the
 // environment they run in.
@@ -146,19 +182,22 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		command      = fs.String("command", "", "")
-		poll         = fs.String("poll", "1s", "")
-		debounce     = fs.String("debounce", "1s", "")
-		reloadSignal = fs.String("reload-signal", "", "")
-		check        = fs.String("check", "", "")
-		stopSignal   = fs.String("stop-signal", "TERM", "")
-		grace        = fs.String("grace", "10s", "")
-		group        = fs.Bool("group", false, "")
-		logFormat    = fs.String("log-format", "text", "")
-		logLevel     = fs.String("log-level", "info", "")
-		showVersion  = fs.Bool("version", false, "")
-		configs      listFlag
-		remaps       listFlag
+		command       = fs.String("command", "", "")
+		poll          = fs.String("poll", "1s", "")
+		debounce      = fs.String("debounce", "1s", "")
+		reloadSignal  = fs.String("reload-signal", "", "")
+		check         = fs.String("check", "", "")
+		stopSignal    = fs.String("stop-signal", "TERM", "")
+		grace         = fs.String("grace", "10s", "")
+		stopDelay     = fs.String("stop-delay", "0s", "")
+		restartSignal = fs.String("restart-signal", "", "")
+		restart       = fs.String("restart", "no", "")
+		group         = fs.Bool("group", false, "")
+		logFormat     = fs.String("log-format", "text", "")
+		logLevel      = fs.String("log-level", "info", "")
+		showVersion   = fs.Bool("version", false, "")
+		configs       listFlag
+		remaps        listFlag
 	)
 	fs.Var(&configs, "config", "")
 	fs.Var(&remaps, "remap-exit", "")
@@ -207,19 +246,43 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	if c.poll, err = parseDuration(name("poll"), *poll, false); err != nil {
 		return nil, err
 	}
+	if c.poll < minPoll {
+		return nil, fmt.Errorf("%s %q: under %v, polling is a busy loop", name("poll"), *poll, minPoll)
+	}
 	if c.debounce, err = parseDuration(name("debounce"), *debounce, true); err != nil {
 		return nil, err
 	}
 	if c.grace, err = parseDuration(name("grace"), *grace, true); err != nil {
 		return nil, err
 	}
+	if c.stopDelay, err = parseDuration(name("stop-delay"), *stopDelay, true); err != nil {
+		return nil, err
+	}
 	if *reloadSignal != "" {
 		if c.reloadSignal, err = parseSignal(*reloadSignal); err != nil {
 			return nil, fmt.Errorf("%s %q: %w", name("reload-signal"), *reloadSignal, err)
 		}
+		if c.reloadSignal == syscall.SIGKILL || c.reloadSignal == syscall.SIGSTOP {
+			return nil, fmt.Errorf("%s %q: %s cannot be caught: the program could never handle it", name("reload-signal"), *reloadSignal, signalName(c.reloadSignal))
+		}
 	}
 	if c.stopSignal, err = parseSignal(*stopSignal); err != nil {
 		return nil, fmt.Errorf("%s %q: %w", name("stop-signal"), *stopSignal, err)
+	}
+	if c.stopSignal == syscall.SIGSTOP {
+		return nil, fmt.Errorf("%s %q: SIGSTOP only suspends the program, it never makes it exit", name("stop-signal"), *stopSignal)
+	}
+	if *restartSignal != "" {
+		if c.restartSignal, err = parseSignal(*restartSignal); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", name("restart-signal"), *restartSignal, err)
+		}
+		if err := checkRestartSignal(c.restartSignal); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", name("restart-signal"), *restartSignal, err)
+		}
+	}
+	var ok bool
+	if c.restartMode, c.restartMax, ok = parseRestart(*restart); !ok {
+		return nil, fmt.Errorf("%s %q: want no, on-failure[:N] or always[:N], N at least 1", name("restart"), *restart)
 	}
 	if source["check"] != "" {
 		c.check = strings.Fields(*check)
@@ -309,6 +372,52 @@ func applyEnvironment(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (
 		}
 	})
 	return source, err
+}
+
+// checkRestartSignal says why sig cannot be the -restart-signal, or returns
+// nil. The signal must reach manager and be one it would otherwise forward:
+// taking one of the others would break what manager uses it for.
+func checkRestartSignal(sig syscall.Signal) error {
+	for _, s := range forwardedSignals() {
+		if s == sig {
+			return nil
+		}
+	}
+	switch sig {
+	case syscall.SIGKILL, syscall.SIGSTOP:
+		return fmt.Errorf("%s cannot be caught", signalName(sig))
+	case syscall.SIGTERM, syscall.SIGINT:
+		return fmt.Errorf("%s shuts manager down", signalName(sig))
+	}
+	return fmt.Errorf("%s is not one manager forwards; use one it does, such as USR2", signalName(sig))
+}
+
+// parseRestart reads a -restart policy: no, on-failure, on-failure:N, always
+// or always:N with N at least 1. It returns the mode and N (0 for no limit),
+// and reports whether v is such a policy.
+func parseRestart(v string) (mode restartMode, max int, ok bool) {
+	policy, limit, limited := strings.Cut(v, ":")
+	switch policy {
+	case "no":
+		return restartNo, 0, !limited
+	case "on-failure":
+		mode = restartOnFailure
+	case "always":
+		mode = restartAlways
+	default:
+		return restartNo, 0, false
+	}
+	if !limited {
+		return mode, 0, true
+	}
+	if strings.Trim(limit, "0123456789") != "" {
+		return restartNo, 0, false // Atoi would take a sign
+	}
+	max, err := strconv.Atoi(limit)
+	if err != nil || max < 1 {
+		return restartNo, 0, false
+	}
+	return mode, max, true
 }
 
 // parseDuration validates a duration flag, named in errors by name (a flag
