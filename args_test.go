@@ -189,6 +189,18 @@ type argsErrorCase struct {
 
 // argsErrorCases are refused configurations.
 var argsErrorCases = []argsErrorCase{
+	// Unknown flags read as written, with a way out.
+	{"unknown flag", []string{"-bogus"}, nil, "flag provided but not defined: -bogus (manager -h lists the flags)"},
+	{"unknown flag, two dashes", []string{"--bogus"}, nil, "flag provided but not defined: --bogus (manager -h lists the flags)"},
+	{"unknown flag with a value", []string{"--bogus=-bogus"}, nil, "flag provided but not defined: --bogus (manager -h lists the flags)"},
+	{"unknown flag after a good one", []string{"--grace", "1s", "--bogus", "app"}, nil, "flag provided but not defined: --bogus (manager -h lists the flags)"},
+	{"unknown flag with a newline", []string{"--bo\ngus"}, nil, `flag provided but not defined: "--bo\ngus" (manager -h lists the flags)`},
+	{"missing value, two dashes", []string{"--grace"}, nil, "flag needs an argument: --grace (manager -h lists the flags)"},
+	{"bool with value, two dashes", []string{"--group=maybe"}, nil, `invalid boolean value "maybe" for --group: parse error (manager -h lists the flags)`},
+	{"bool with a value naming it", []string{"--group=--group"}, nil, `invalid boolean value "--group" for --group: parse error (manager -h lists the flags)`},
+	{"bad syntax", []string{"---grace", "1s"}, nil, "bad flag syntax: ---grace (manager -h lists the flags)"},
+	{"bad syntax with a newline", []string{"-=\n"}, nil, `bad flag syntax: "-=\n" (manager -h lists the flags)`},
+
 	// Nonsense is a bad flag (issue 8, item 12).
 	{"poll busy", []string{"-poll", "1ns"}, nil, `-poll "1ns": under 10ms, polling is a busy loop`},
 	{"poll just under", []string{"-poll", "9.999ms"}, nil, `-poll "9.999ms": under 10ms, polling is a busy loop`},
@@ -414,6 +426,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"bad list element", []string{"MANAGER_REMAP_EXIT=143,x"}, nil, `manager: MANAGER_REMAP_EXIT "x": not an exit code (0 to 255)`},
 		{"nonsense variable", []string{"MANAGER_POLL=1ns"}, nil, `manager: MANAGER_POLL "1ns": under 10ms, polling is a busy loop`},
 		{"nonsense flag", nil, []string{"-stop-signal", "STOP"}, `manager: -stop-signal "STOP": SIGSTOP only suspends the program, it never makes it exit`},
+		{"unknown flag", nil, []string{"--bogus"}, `manager: flag provided but not defined: --bogus (manager -h lists the flags)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -202,7 +202,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	fs.Var(&configs, "config", "")
 	fs.Var(&remaps, "remap-exit", "")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, flagError(err, args, fs.Args())
 	}
 	if *showVersion {
 		return nil, errVersion
@@ -372,6 +375,34 @@ func applyEnvironment(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (
 		}
 	})
 	return source, err
+}
+
+// flagError rewrites an error of the flag package so that it names the flag
+// as the user wrote it (the package says -bogus for --bogus), and points to
+// the usage. fs.Args() after the error gives rest: the flag package has
+// consumed the offending argument, except in a syntax error, which quotes it.
+func flagError(err error, args, rest []string) error {
+	msg := err.Error()
+	if s, ok := strings.CutPrefix(msg, "bad flag syntax: "); ok {
+		msg = "bad flag syntax: " + printable(s)
+	} else if i := len(args) - len(rest) - 1; i >= 0 && i < len(args) {
+		written, _, _ := strings.Cut(args[i], "=")
+		canonical := "-" + strings.TrimLeft(written, "-")
+		// The flag's name comes after any value the message quotes.
+		if j := strings.LastIndex(msg, canonical); j >= 0 {
+			msg = msg[:j] + printable(written) + msg[j+len(canonical):]
+		}
+	}
+	return fmt.Errorf("%s (manager -h lists the flags)", msg)
+}
+
+// printable returns s, or s quoted if it holds anything (a newline, a
+// terminal escape) that would not read as itself on one line.
+func printable(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
 }
 
 // checkRestartSignal says why sig cannot be the -restart-signal, or returns
