@@ -2,10 +2,12 @@ package main
 
 // Tests of the command line and of its twin, the MANAGER_ variables: what
 // each flag and variable sets, what is refused and how the refusal reads,
-// and what every accepted config promises.
+// and the fuzz targets that hold the parser to the same rules.
 
 import (
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -92,7 +94,7 @@ type argsCase struct {
 	field, want string
 }
 
-// argsCases are accepted configurations.
+// argsCases are accepted configurations. The fuzz seeds come from here too.
 var argsCases = []argsCase{
 	{"poll at its minimum", []string{"-poll", "10ms"}, nil, "poll", "10ms"},
 	{"stop delay default", nil, nil, "stopDelay", "0s"},
@@ -187,7 +189,7 @@ type argsErrorCase struct {
 	want string
 }
 
-// argsErrorCases are refused configurations.
+// argsErrorCases are refused configurations. The fuzz seeds come from here too.
 var argsErrorCases = []argsErrorCase{
 	// Unknown flags read as written, with a way out.
 	{"unknown flag", []string{"-bogus"}, nil, "flag provided but not defined: -bogus (manager -h lists the flags)"},
@@ -408,6 +410,133 @@ func configProblem(c *config) string {
 		}
 	}
 	return ""
+}
+
+// splitNUL splits a fuzz input into strings ended by NUL, which no real
+// argument or variable can hold; the last may lack its NUL.
+func splitNUL(s string) []string {
+	parts := strings.Split(s, "\x00")
+	if parts[len(parts)-1] == "" {
+		parts = parts[:len(parts)-1]
+	}
+	return parts
+}
+
+// joinNUL is the inverse of splitNUL, for seeds.
+func joinNUL(parts []string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteString(p + "\x00")
+	}
+	return b.String()
+}
+
+// envOf reads a fuzz input of NAME=VALUE strings as an environment.
+func envOf(s string) env {
+	e := env{}
+	for _, kv := range splitNUL(s) {
+		k, v, _ := strings.Cut(kv, "=")
+		e[k] = v
+	}
+	return e
+}
+
+// envSeed writes e as a fuzz input for envOf.
+func envSeed(e env) string {
+	var kvs []string
+	for _, k := range slices.Sorted(maps.Keys(e)) {
+		kvs = append(kvs, k+"="+e[k])
+	}
+	return joinNUL(kvs)
+}
+
+// FuzzParseArgs feeds parseConfig any command line and environment: it must
+// never panic, every config it accepts must keep the promises of
+// configProblem, and every refusal must be one line.
+func FuzzParseArgs(f *testing.F) {
+	for _, tc := range argsCases {
+		f.Add(joinNUL(tc.args), envSeed(tc.env))
+	}
+	for _, tc := range argsErrorCases {
+		f.Add(joinNUL(tc.args), envSeed(tc.env))
+	}
+	// The cases of TestParseArgs and TestParseArgsErrors, whose tables are
+	// local to them.
+	for _, args := range [][]string{
+		nil, {"/bin/app", "-x", "y"}, {"--", "/bin/app", "--grace", "1s"},
+		{"-command", "/bin/app", "a", "-b"}, {"--command=/bin/app", "--", "--a"},
+		{"--grace", "3s", "--stop-signal", "sigquit", "app"}, {"-config", "/a", "-config", "/b/"},
+		{"-config", ""}, {"-check", "  /bin/true  -t\tx "}, {"-reload-signal", "1"},
+		{"-remap-exit", "143", "-remap-exit", "0"}, {"-log-format", "json"},
+		{"-frobnicate"}, {"-grace"}, {"-command", ""}, {"--", ""}, {"-poll", "often"}, {"-poll", "0s"},
+		{"-debounce", "-1s"}, {"-grace", "10"}, {"-grace", "ten"}, {"-reload-signal", "SIGFOO"},
+		{"-stop-signal", "65"}, {"-stop-signal", "0"}, {"-check", "  "}, {"-check", "no-such-validator -t"},
+		{"-remap-exit", "x"}, {"-remap-exit", "256"}, {"-log-format", "xml"}, {"-log-level", "trace"},
+		{"-log-level", "info+2"}, {"-group=maybe"}, {"-grace", "0s", "-check", "/bin/true"},
+		{"-h"}, {"--help"}, {"-version"}, {"-version=false", "app"},
+	} {
+		f.Add(joinNUL(args), "")
+	}
+	f.Fuzz(func(t *testing.T, argsIn, envIn string) {
+		args, e := splitNUL(argsIn), envOf(envIn)
+		c, err := parseConfig(args, e.lookup)
+		switch {
+		case errors.Is(err, flag.ErrHelp), errors.Is(err, errVersion):
+			if c != nil {
+				t.Fatalf("parseConfig(%q, %v) = %+v with %v", args, e, c, err)
+			}
+		case err != nil:
+			if c != nil || strings.ContainsAny(err.Error(), "\n\r") || err.Error() == "" {
+				t.Fatalf("parseConfig(%q, %v) = %+v, %q; want no config and a one-line error", args, e, c, err)
+			}
+		default:
+			if p := configProblem(c); p != "" {
+				t.Fatalf("parseConfig(%q, %v) accepted a bad config: %s", args, e, p)
+			}
+		}
+	})
+}
+
+// FuzzParseSignal feeds parseSignal any string: what it accepts is a signal
+// from 1 to 64, spelled in ASCII, whose name and number read back as the same
+// signal.
+func FuzzParseSignal(f *testing.F) {
+	for _, s := range []string{"HUP", "SIGHUP", "hup", "sighup", "SigHup", "1", "TERM", "15", "quit", "USR1",
+		"sigusr2", "WINCH", "IOT", "POLL", "KILL", "64", "35", "", "SIG", "HUPP", "0", "-1", "65", "RTMIN",
+		" HUP", "+1", "01", "SIGSIGHUP", "ſighup", "ıo"} {
+		f.Add(s)
+	}
+	for n := 1; n <= maxSignal+1; n++ {
+		f.Add(strconv.Itoa(n))
+		f.Add(signalName(syscall.Signal(n)))
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sig, err := parseSignal(s)
+		if err != nil {
+			if sig != 0 || strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("parseSignal(%q) = %d, %q; want 0 and a one-line error", s, sig, err)
+			}
+			return
+		}
+		if sig < 1 || sig > maxSignal {
+			t.Fatalf("parseSignal(%q) = %d, want 1 to %d", s, sig, maxSignal)
+		}
+		for _, r := range s {
+			if r >= 0x80 {
+				t.Fatalf("parseSignal(%q) = %s, want no signal from a name outside ASCII", s, signalName(sig))
+			}
+		}
+		if back, err := parseSignal(strconv.Itoa(int(sig))); back != sig {
+			t.Fatalf("parseSignal(%q) = %d, but parseSignal(%d) = %d, %v", s, sig, sig, back, err)
+		}
+		if name := signalName(sig); strings.HasPrefix(name, "SIG") {
+			for _, spelling := range []string{name, strings.TrimPrefix(name, "SIG"), strings.ToLower(name)} {
+				if back, err := parseSignal(spelling); back != sig {
+					t.Fatalf("parseSignal(%q) = %s, but parseSignal(%q) = %d, %v", s, name, spelling, back, err)
+				}
+			}
+		}
+	})
 }
 
 // TestBadConfigurationExits2 runs the binary with bad flags and variables:

@@ -547,7 +547,9 @@ func parseSignal(s string) (syscall.Signal, error) {
 		}
 		return syscall.Signal(n), nil
 	}
-	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	// Upper case by ASCII only: Unicode case folding would read "ſighup"
+	// (long s) as SIGHUP.
+	name := strings.TrimPrefix(strings.Map(asciiUpper, s), "SIG")
 	switch name {
 	case "IOT":
 		name = "ABRT"
@@ -560,6 +562,14 @@ func parseSignal(s string) (syscall.Signal, error) {
 		}
 	}
 	return 0, errors.New("unknown signal")
+}
+
+// asciiUpper upper-cases the ASCII letter r, and leaves anything else as it is.
+func asciiUpper(r rune) rune {
+	if 'a' <= r && r <= 'z' {
+		return r - 'a' + 'A'
+	}
+	return r
 }
 
 // signalName names sig the way kill -l does, with its SIG prefix.
