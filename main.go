@@ -45,6 +45,21 @@
 //	-grace DURATION
 //		How long a stopping program has before its process group is sent
 //		SIGKILL (default 10s).
+//	-stop-delay DURATION
+//		On the first SIGTERM or SIGINT, keep the program running (and
+//		receiving every other signal) this long before stopping it, so that
+//		a load balancer stops sending it traffic first (default 0). A second
+//		SIGTERM or SIGINT ends the delay at once.
+//	-restart-signal SIG
+//		SIG sent to manager is not forwarded: it restarts the program as a
+//		configuration change would (through -check), whether or not the
+//		files changed. It must be a signal manager would otherwise forward.
+//	-restart no|on-failure[:N]|always[:N]
+//		Restart the program when it exits by itself: on-failure after a
+//		non-zero exit or a death by signal, always after any exit. Restarts
+//		back off from 1s to 30s; with N, manager gives up after N restarts
+//		in a row and exits with the last code (default no: the program's
+//		exit is manager's exit).
 //	-group
 //		Forward signals to the program's process group, not the program alone.
 //	-remap-exit N
@@ -58,6 +73,18 @@
 //
 // Signals are named with or without SIG, in any case, or by number: HUP,
 // SIGHUP and 1 are the same. An invalid flag exits 2 with one line naming it.
+// Nonsense is invalid too: a -poll under 10ms, a -reload-signal that cannot
+// be caught, -stop-signal STOP.
+//
+// Every flag but -version can also be given as an environment variable,
+// MANAGER_ and the flag's name in upper case with _ for -: MANAGER_GRACE=5s
+// is -grace 5s. MANAGER_CONFIG is a list separated by colons (set but empty,
+// it watches nothing), MANAGER_REMAP_EXIT one separated by commas. A flag on
+// the command line wins over its variable; any other variable set to the
+// empty string counts as unset. An invalid value exits 2 with one line
+// naming the variable. The variables stay in the program's environment.
+// This is how manager is configured where it is started without flags, as
+// by docker run --init --init-path and podman run --init --init-path.
 //
 // Example, as a container's entry point:
 //
@@ -483,15 +510,25 @@ stops gracefully and restarts COMMAND when its configuration changes.
                            keeps the running program untouched
   -stop-signal SIG         signal that stops the program (default TERM)
   -grace DURATION          time to exit before SIGKILL of the group (default 10s)
+  -stop-delay DURATION     on SIGTERM or SIGINT, keep the program running this
+                           long before stopping it (default 0)
+  -restart-signal SIG      SIG sent to manager restarts the program
+  -restart POLICY          restart the program when it exits by itself:
+                           no, on-failure[:N] or always[:N], giving up after
+                           N restarts in a row (default no)
   -group                   forward signals to the program's process group
   -remap-exit N            report exit code N as 0; repeatable
   -log-format text|json    log format on stderr (default text)
   -log-level LEVEL         debug, info, warn or error (default info)
   -version                 print the version and exit
 
+Every flag but -version can also be set in the environment as
+MANAGER_<FLAG>, e.g. MANAGER_STOP_SIGNAL=QUIT; lists are MANAGER_CONFIG=a:b
+and MANAGER_REMAP_EXIT=143,0. A flag on the command line wins.
+
 Signals: HUP, SIGHUP, hup or 1. Exit codes: the program's own, 128+N if
 signal N killed it, 127 if COMMAND is not found, 126 if it cannot be
-executed, 2 for a bad command line.
+executed, 2 for a bad command line or MANAGER_ variable.
 `
 
 func main() {
