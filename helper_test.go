@@ -118,6 +118,16 @@ func runHelper(args []string) int {
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Printf("ready pid=%d uid=%d\n", os.Getpid(), os.Getuid())
 		block()
+	case "exits": // exits FILE CODE...: the K-th run (counted in FILE) exits with the K-th CODE, the last one repeating
+		b, _ := os.ReadFile(arg(0))
+		run, _ := strconv.Atoi(string(b))
+		if err := os.WriteFile(arg(0), []byte(strconv.Itoa(run+1)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		code, _ := strconv.Atoi(args[min(1+run, len(args)-1)])
+		fmt.Printf("ready pid=%d run=%d\n", os.Getpid(), run+1)
+		return code
 	case "check-config": // check-config FILE: fail if FILE says "bad"
 		b, err := os.ReadFile(arg(0))
 		if err != nil || strings.Contains(string(b), "bad") {

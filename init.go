@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,6 +85,12 @@ const (
 	// daemonWindow is how soon an exit 0 leaving processes behind looks
 	// like a program that put itself in the background.
 	daemonWindow = time.Second
+	// crashFirst and crashMax bound the backoff between restarts of a
+	// child that exited by itself (-restart); a child that ran for
+	// crashReset resets it, and the count of restarts in a row.
+	crashFirst = time.Second
+	crashMax   = 30 * time.Second
+	crashReset = 30 * time.Second
 )
 
 // supervisor owns every piece of mutable state of a running manager. Only the
@@ -111,6 +118,15 @@ type supervisor struct {
 
 	stoppedJob bool // manager stopped itself because its child was stopped at a terminal
 
+	delay    Timer          // armed during -stop-delay; nil otherwise
+	delaySig syscall.Signal // the signal that began the stop delay
+
+	forceRestart bool          // -restart-signal asked for a restart: act even on unchanged content
+	backoff      Timer         // armed while an exited child waits to be restarted (-restart)
+	crashes      int           // restarts of exited children in a row
+	crashWait    time.Duration // the last backoff before such a restart
+	mountWarned  map[string]bool
+
 	grace   Timer // armed while processes are being stopped; nil otherwise
 	killed  bool  // SIGKILL has been sent; grace now bounds the wait for the dead
 	gaveUp  bool  // killWait passed after SIGKILL: remaining processes are not waited for
@@ -133,7 +149,8 @@ type supervisor struct {
 
 // newSupervisor prepares a supervisor for cfg; nothing is started yet.
 func newSupervisor(cfg *config, log *slog.Logger, clock Clock, k kernel, fsys fileSystem, pid1 bool) *supervisor {
-	return &supervisor{cfg: cfg, log: log, clock: clock, sys: k, fsys: fsys, pid1: pid1, unreadable: map[string]bool{}}
+	return &supervisor{cfg: cfg, log: log, clock: clock, sys: k, fsys: fsys, pid1: pid1,
+		unreadable: map[string]bool{}, mountWarned: map[string]bool{}}
 }
 
 // signals are the channels manager's signals arrive on, subscribed to before
@@ -237,6 +254,10 @@ func supervise(cfg *config, log *slog.Logger, sigs *signals) int {
 			s.onCheckTimeout()
 		case <-timerC(s.retry):
 			s.onRetry()
+		case <-timerC(s.delay):
+			s.onDelayEnd()
+		case <-timerC(s.backoff):
+			s.onBackoff()
 		}
 	}
 	return s.code
@@ -304,8 +325,11 @@ func (s *supervisor) begin(foreground bool) bool {
 	if len(s.cfg.configs) > 0 {
 		s.watch = newDebouncer(s.cfg.debounce, snapshot(s.fsys, s.cfg.configs))
 		s.warnMissing()
+		s.warnMounts(s.cfg.configs)
 		s.poll = s.clock.NewTimer(s.cfg.poll)
 		s.requestHash(baseline)
+	} else {
+		s.running = content{} // nothing to compare: a requested restart needs no hash
 	}
 	return s.startChild()
 }
@@ -322,6 +346,21 @@ func (s *supervisor) warnMissing() {
 			level = slog.LevelDebug
 		}
 		s.log.Log(context.Background(), level, "config missing; watching for it to appear", "path", p)
+	}
+}
+
+// warnMounts warns once about each of paths that is a single-file mount
+// (docker run -v file:file, a Kubernetes subPath): it is pinned to the file
+// that was there when the container started, so a replacement of its source
+// (an editor's rename, every ConfigMap update) never shows through.
+func (s *supervisor) warnMounts(paths []string) {
+	for _, p := range paths {
+		if s.mountWarned[p] || !has(s.watch.last, p) || !isFileMount(p) {
+			continue
+		}
+		s.mountWarned[p] = true
+		s.log.Warn("config is a single-file mount", "path", p,
+			"hint", "an update that replaces the file (a ConfigMap update, an editor's save) never shows through it: mount the directory instead and watch that")
 	}
 }
 
@@ -407,13 +446,55 @@ func (s *supervisor) reap() {
 // every other one is forwarded.
 func (s *supervisor) onSignal(sig syscall.Signal) {
 	switch {
+	case sig == s.cfg.restartSignal:
+		s.onRestartSignal(sig)
 	case (sig == syscall.SIGTERM || sig == syscall.SIGINT) && s.phase != stopping:
-		s.shutdown(sig)
+		s.onStopSignal(sig)
 	case sig == syscall.SIGCONT && s.stoppedJob:
 		s.resumeJob()
 	default:
 		s.forward(sig)
 	}
+}
+
+// onStopSignal handles the first SIGTERM or SIGINT, which stops the child,
+// after -stop-delay if there is one: the child keeps running (and getting
+// every other signal) while a load balancer stops sending it requests. A
+// second one during the delay ends it at once.
+func (s *supervisor) onStopSignal(sig syscall.Signal) {
+	if s.delay != nil {
+		stopTimer(&s.delay)
+		s.shutdown(sig)
+		return
+	}
+	if s.cfg.stopDelay <= 0 || s.phase != running || s.pid == 0 {
+		s.shutdown(sig)
+		return
+	}
+	s.log.Info("stop delayed", "signal", signalName(sig), "delay", s.cfg.stopDelay)
+	s.delay, s.delaySig = s.clock.NewTimer(s.cfg.stopDelay), sig
+	s.pending, s.forceRestart = false, false // no change is acted on any more
+	s.cancelCheck()
+}
+
+// onDelayEnd stops the child once -stop-delay has passed.
+func (s *supervisor) onDelayEnd() {
+	s.delay = nil
+	s.shutdown(s.delaySig)
+}
+
+// onRestartSignal restarts the child as a change does (through -check, the
+// stop signal, -grace, its whole group gone, then a new one), whether or
+// not the files changed, and also with -reload-signal: on demand means a
+// fresh process.
+func (s *supervisor) onRestartSignal(sig syscall.Signal) {
+	if s.phase == stopping || s.delay != nil {
+		s.log.Info("restart requested; ignored while stopping", "signal", signalName(sig))
+		return
+	}
+	s.log.Info("restart requested", "signal", signalName(sig))
+	s.forceRestart, s.pending = true, true
+	s.idle()
 }
 
 // forward sends sig to the child, or to its process group with -group.
@@ -503,8 +584,11 @@ func (s *supervisor) shutdown(sig syscall.Signal) {
 func (s *supervisor) beginExit() {
 	s.phase = stopping
 	s.pending = false
+	s.forceRestart = false
 	stopTimer(&s.poll)
 	stopTimer(&s.retry)
+	stopTimer(&s.delay)
+	stopTimer(&s.backoff)
 	s.cancelCheck()
 }
 
@@ -530,6 +614,9 @@ func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 	case restarting:
 		s.log.Info("child stopped for restart", attrs...)
 	case running:
+		if s.restartAfterExit(ws, attrs) {
+			break
+		}
 		s.log.Info("child exited", attrs...)
 		s.why = "child exited"
 		s.warnDaemon(ws)
@@ -542,6 +629,42 @@ func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 	if s.signalLeftovers(s.cfg.stopSignal) {
 		s.armGrace()
 	}
+}
+
+// restartAfterExit schedules a restart of a child that exited by itself,
+// if -restart asks for one, and reports whether it did. The backoff is 1 s,
+// doubling up to 30 s, and so is the count of restarts in a row that
+// -restart's :N limits: both start again once a child has run for 30 s.
+// The exited child's group is stopped meanwhile, as at any restart.
+func (s *supervisor) restartAfterExit(ws syscall.WaitStatus, attrs []any) bool {
+	clean := ws.Exited() && ws.ExitStatus() == 0
+	if s.cfg.restartMode == restartNo || s.delay != nil || clean && s.cfg.restartMode == restartOnFailure {
+		return false
+	}
+	if s.clock.Now().Sub(s.started) >= crashReset {
+		s.crashes, s.crashWait = 0, 0
+	}
+	if s.cfg.restartMax > 0 && s.crashes >= s.cfg.restartMax {
+		s.log.Warn("child exited; not restarting it again", append(attrs, "restarts", s.crashes, "limit", s.cfg.restartMode.String()+":"+strconv.Itoa(s.cfg.restartMax))...)
+		return false
+	}
+	s.crashes++
+	s.crashWait = min(max(2*s.crashWait, crashFirst), crashMax)
+	s.log.Info("child exited; restarting", append(attrs, "delay", s.crashWait, "restart", s.crashes)...)
+	s.phase = restarting
+	s.pending = false
+	if len(s.cfg.configs) > 0 {
+		s.running = nil // the next child reads the files as they are then
+	}
+	s.backoff = s.clock.NewTimer(s.crashWait)
+	return true
+}
+
+// onBackoff starts the child again once the backoff after its exit is over
+// and its group is gone.
+func (s *supervisor) onBackoff() {
+	s.backoff = nil
+	s.settle()
 }
 
 // warnDaemon warns about a child that exited 0 at once, leaving processes
@@ -617,7 +740,7 @@ func (s *supervisor) signalLeftovers(sig syscall.Signal) bool {
 // settle moves on once the child and its leftovers are gone: to a new child
 // when restarting, or to the exit. Until then it keeps re-examining.
 func (s *supervisor) settle() {
-	if s.phase == running || s.done || s.phase == restarting && s.pid == 0 && s.retry != nil {
+	if s.phase == running || s.done || s.phase == restarting && s.pid == 0 && (s.retry != nil || s.backoff != nil) {
 		return
 	}
 	if s.pid != 0 {
@@ -734,6 +857,7 @@ func (s *supervisor) onPoll() {
 	for _, p := range vanished(s.cfg.configs, before, s.watch.last) {
 		s.log.Warn("config missing", "path", p)
 	}
+	s.warnMounts(vanished(s.cfg.configs, s.watch.last, before)) // those that appeared
 	for _, p := range o.busy {
 		s.log.Warn("config busy: changing for too long; changes beside it no longer wait for it (move it out of the watched directory)",
 			"path", p, "after", s.watch.busyAfter)
@@ -750,15 +874,19 @@ func (s *supervisor) onPoll() {
 // idle acts on a pending change if nothing else is under way: changes that
 // settle during a hash, a check or a restart cause one more action after it.
 func (s *supervisor) idle() {
-	if !s.pending || s.phase != running || s.checkPid != 0 || s.hashing || s.retry != nil {
+	if s.phase != running || s.checkPid != 0 || s.hashing || s.retry != nil || s.delay != nil {
 		return
 	}
 	if s.running == nil {
-		s.requestHash(baseline) // the first hash failed; the change waits for it
+		// What the child started with is not known yet (its hash failed,
+		// or it was restarted after an exit): changes wait for it.
+		s.requestHash(baseline)
 		return
 	}
-	s.pending = false
-	s.requestHash(change)
+	if s.pending {
+		s.pending = false
+		s.requestHash(change)
+	}
 }
 
 // hashPurpose says what a hash is for.
@@ -841,7 +969,7 @@ func (s *supervisor) onHashed(r hashResult) {
 		return // they changed while hashed: the debouncer has seen it, and will settle again
 	}
 	changed, next := changedPaths(s.cfg.configs, s.running, r.sums)
-	if len(changed) == 0 {
+	if len(changed) == 0 && !s.forceRestart {
 		s.log.Debug("config unchanged")
 		s.idle()
 		return
@@ -850,7 +978,9 @@ func (s *supervisor) onHashed(r hashResult) {
 	for _, p := range changed {
 		names = append(names, changedEntries(p, s.running, r.sums)...)
 	}
-	s.log.Info("config changed", "path", strings.Join(names, ","))
+	if len(names) > 0 {
+		s.log.Info("config changed", "path", strings.Join(names, ","))
+	}
 	s.candidate = next
 	if s.cfg.check == nil {
 		s.apply()
@@ -887,7 +1017,7 @@ func (s *supervisor) startCheck() {
 		return
 	case err != nil:
 		s.log.Warn("check failed; keeping the running child", "command", strings.Join(s.cfg.check, " "), "error", err)
-		s.candidate = nil
+		s.candidate, s.forceRestart = nil, false
 		return
 	}
 	s.retryWait = 0
@@ -908,7 +1038,7 @@ func (s *supervisor) onCheckExit(ws syscall.WaitStatus) {
 	s.sys.kill(-s.checkPid, syscall.SIGKILL)
 	s.checkPid = 0
 	stopTimer(&s.checkEnd)
-	if s.phase != running {
+	if s.phase != running || s.candidate == nil {
 		return // abandoned: the child is going away
 	}
 	if ws.Exited() && ws.ExitStatus() == 0 {
@@ -916,7 +1046,7 @@ func (s *supervisor) onCheckExit(ws syscall.WaitStatus) {
 		s.apply()
 	} else {
 		s.log.Warn("check failed; keeping the running child", append([]any{"command", strings.Join(s.cfg.check, " ")}, describeStatus(ws)...)...)
-		s.candidate = nil
+		s.candidate, s.forceRestart = nil, false
 	}
 	s.idle()
 }
@@ -942,7 +1072,9 @@ func (s *supervisor) cancelCheck() {
 // or by stopping the child so that settle starts a new one.
 func (s *supervisor) apply() {
 	s.running, s.candidate = s.candidate, nil
-	if s.cfg.reloadSignal != 0 {
+	forced := s.forceRestart
+	s.forceRestart = false
+	if s.cfg.reloadSignal != 0 && !forced {
 		s.log.Info("reloading", "signal", signalName(s.cfg.reloadSignal), "pid", s.pid)
 		s.forward(s.cfg.reloadSignal)
 		return

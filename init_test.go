@@ -80,6 +80,8 @@ type fakeKernel struct {
 	pgid     map[int]int // live processes and their groups
 	queued   []reaped    // exited, not yet reaped
 	kills    []sent
+
+	unkillable map[int]bool // processes every signal fails on with EPERM
 }
 
 type reaped struct {
@@ -105,6 +107,9 @@ func (k *fakeKernel) start(spec procSpec) (int, error) {
 }
 
 func (k *fakeKernel) kill(pid int, sig syscall.Signal) error {
+	if k.unkillable[pid] || k.unkillable[-pid] {
+		return syscall.EPERM
+	}
 	if sig != 0 {
 		k.kills = append(k.kills, sent{pid, sig})
 	}
@@ -1188,4 +1193,214 @@ func TestReadmeShowsUsage(t *testing.T) {
 	if !strings.Contains(string(readme), "```\n"+usage+"```\n") {
 		t.Errorf("README.md does not show manager -h verbatim; paste:\n%s", usage)
 	}
+}
+
+func TestStopDelay(t *testing.T) {
+	t.Run("child keeps running and getting signals, then is stopped", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-stop-delay", "5s", "/bin/true")
+		pid := h.s.pid
+		h.s.onSignal(syscall.SIGTERM)
+		h.wantKills()
+		h.wantLog("stop delayed", "signal=SIGTERM", "delay=5s")
+		h.s.onSignal(syscall.SIGUSR1)
+		h.wantKills(sent{pid, syscall.SIGUSR1})
+		h.clock.expire(t, h.s.delay)
+		h.s.onDelayEnd()
+		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT})
+		h.k.exit(pid, signaled(syscall.SIGTERM))
+		h.reap()
+		h.wantDone(143)
+	})
+	t.Run("a second TERM ends the delay at once", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-stop-delay", "5s", "/bin/true")
+		pid := h.s.pid
+		h.s.onSignal(syscall.SIGTERM)
+		h.s.onSignal(syscall.SIGINT)
+		h.wantKills(sent{pid, syscall.SIGINT}, sent{pid, syscall.SIGCONT})
+		if h.s.delay != nil {
+			t.Error("the delay is still armed after the second signal")
+		}
+	})
+	t.Run("the child exiting during the delay ends manager with its code", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-stop-delay", "5s", "-restart", "always", "/bin/true")
+		h.s.onSignal(syscall.SIGTERM)
+		h.k.exit(h.s.pid, exited(4))
+		h.reap()
+		h.wantDone(4)
+	})
+	t.Run("no change is acted on during the delay", func(t *testing.T) {
+		h, conf := watchHarness(t, "-stop-delay", "5s")
+		h.s.onSignal(syscall.SIGTERM)
+		writeFile(t, conf, "b")
+		h.polls(20)
+		h.wantKills()
+		if h.s.phase != running {
+			t.Errorf("phase = %v during the delay, want running", h.s.phase)
+		}
+	})
+}
+
+func TestRestartSignal(t *testing.T) {
+	t.Run("restarts with unchanged files, not forwarded", func(t *testing.T) {
+		h, _ := watchHarness(t, "-restart-signal", "USR2", "-reload-signal", "HUP")
+		old := h.s.pid
+		h.s.onSignal(syscall.SIGUSR2)
+		h.deliver()
+		h.wantLog("restart requested", "signal=SIGUSR2")
+		h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
+		h.k.exit(old, signaled(syscall.SIGTERM))
+		h.reap()
+		h.wantRunning()
+		if h.starts() != 2 {
+			t.Errorf("starts = %d, want 2", h.starts())
+		}
+	})
+	t.Run("without watching", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-restart-signal", "USR2", "/bin/true")
+		old := h.s.pid
+		h.s.onSignal(syscall.SIGUSR2)
+		h.deliver()
+		h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
+	})
+	t.Run("through a failing check", func(t *testing.T) {
+		h, _ := watchHarness(t, "-restart-signal", "USR2", "-check", "/bin/sh -n")
+		h.s.onSignal(syscall.SIGUSR2)
+		h.deliver()
+		check := h.s.checkPid
+		if check == 0 {
+			t.Fatal("no check started for a requested restart")
+		}
+		h.k.exit(check, exited(1))
+		h.reap()
+		h.wantLog("check failed")
+		h.wantKills(sent{-check, syscall.SIGKILL})
+		h.wantRunning()
+		h.polls(20)
+		h.wantKills()
+	})
+}
+
+func TestRestartPolicy(t *testing.T) {
+	// crash lets the child exit with code and returns the backoff armed.
+	crash := func(h *harness, code int) time.Duration {
+		h.t.Helper()
+		h.k.exit(h.s.pid, exited(code))
+		h.reap()
+		if h.s.backoff == nil {
+			h.t.Fatalf("no restart scheduled after exit %d; log:\n%s", code, h.logs.String())
+		}
+		d := h.s.backoff.(*fakeTimer).when.Sub(h.clock.now)
+		h.clock.expire(h.t, h.s.backoff)
+		h.s.onBackoff()
+		h.wantRunning()
+		return d
+	}
+	t.Run("backoff doubles to 30s and resets after 30s of running", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-restart", "on-failure", "/bin/true")
+		var got []time.Duration
+		for range 7 {
+			got = append(got, crash(h, 3))
+		}
+		h.clock.now = h.clock.now.Add(30 * time.Second) // a child that ran for 30s
+		got = append(got, crash(h, 3))
+		want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 1}
+		for i := range want {
+			want[i] *= time.Second
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("backoffs = %v, want %v", got, want)
+		}
+		h.wantLog("child exited; restarting", "code=3", "delay=1s")
+		h.k.exit(h.s.pid, exited(0)) // on-failure: success ends it
+		h.reap()
+		h.wantDone(0)
+	})
+	t.Run("on-failure:2 gives up with the last code", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-restart", "on-failure:2", "/bin/true")
+		crash(h, 3)
+		crash(h, 3)
+		h.k.exit(h.s.pid, exited(5))
+		h.reap()
+		h.wantDone(5)
+		h.wantLog("not restarting it again", "restarts=2")
+	})
+	t.Run("always restarts after exit 0", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-restart", "always", "/bin/true")
+		crash(h, 0)
+		if h.starts() != 2 {
+			t.Errorf("starts = %d, want 2", h.starts())
+		}
+	})
+	t.Run("TERM during the backoff exits at once with the last code", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-restart", "always", "/bin/true")
+		h.k.exit(h.s.pid, exited(3))
+		h.reap()
+		h.s.onSignal(syscall.SIGTERM)
+		h.wantDone(3)
+		if h.starts() != 1 {
+			t.Errorf("starts = %d, want no new child after SIGTERM", h.starts())
+		}
+	})
+	t.Run("the exited child's group is gone first", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-restart", "always", "/bin/true")
+		pid := h.s.pid
+		left := h.k.spawn(pid)
+		h.k.exit(pid, exited(1))
+		h.reap()
+		h.wantKills(sent{-pid, syscall.SIGTERM}, sent{-pid, syscall.SIGCONT})
+		h.clock.expire(t, h.s.backoff)
+		h.s.onBackoff()
+		if h.starts() != 1 {
+			t.Fatal("a new child started while the old group lingers")
+		}
+		h.k.exit(left, exited(0))
+		h.reap()
+		h.wantRunning()
+	})
+}
+
+func TestStartRetried(t *testing.T) {
+	h, conf := watchHarness(t)
+	old := h.s.pid
+	writeFile(t, conf, "b")
+	h.polls(10)
+	h.k.startErr = syscall.EAGAIN // a full pids cgroup
+	h.k.exit(old, signaled(syscall.SIGTERM))
+	h.reap()
+	var waits []time.Duration
+	for range 8 {
+		if h.s.retry == nil {
+			t.Fatalf("no retry armed; log:\n%s", h.logs.String())
+		}
+		waits = append(waits, h.s.retry.(*fakeTimer).when.Sub(h.clock.now))
+		h.clock.expire(t, h.s.retry)
+		h.s.onRetry()
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second}
+	if !slices.Equal(waits, want) {
+		t.Errorf("retries after %v, want %v", waits, want)
+	}
+	h.wantLog("level=WARN", "cannot start child; retrying", "resource temporarily unavailable")
+	h.k.startErr = nil
+	h.clock.expire(t, h.s.retry)
+	h.s.onRetry()
+	h.wantRunning()
+	if h.s.retryWait != 0 {
+		t.Errorf("backoff %v after a success, want it reset", h.s.retryWait)
+	}
+}
+
+func TestUnkillableChildIsGivenUp(t *testing.T) {
+	h := newHarness(t, false, "-config=", "-grace", "1s", "/bin/true")
+	pid := h.s.pid
+	h.k.unkillable = map[int]bool{pid: true}
+	h.s.onSignal(syscall.SIGTERM)
+	h.clock.expire(t, h.s.grace)
+	h.s.onGrace()
+	h.clock.expire(t, h.s.grace)
+	h.s.onGrace()
+	h.wantDone(137)
+	h.wantLog("level=WARN", "signal not sent", "operation not permitted")
+	h.wantLog("level=ERROR", "child cannot be killed")
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -487,4 +490,59 @@ func changedEntries(p string, before, after content) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// isFileMount reports whether path, symlinks followed, is a file that is
+// itself a mount point: a bind mount of a single file. A ConfigMap key (a
+// symlink into its volume) or a file in a mounted directory is not one.
+func isFileMount(path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	if fi, err := os.Stat(real); err != nil || fi.IsDir() {
+		return false
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return false
+	}
+	points, err := mountPoints()
+	return err == nil && points[real]
+}
+
+// mountPoints reads the mount points of manager's mount namespace from
+// /proc/self/mountinfo, whose fifth field is one, with space, tab, newline
+// and backslash escaped in octal.
+func mountPoints() (map[string]bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out[unescapeMountPath(f[4])] = true
+		}
+	}
+	return out, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -344,3 +344,44 @@ func TestReloadChildExitsWhileChangePending(t *testing.T) {
 		t.Errorf("restarted after the child exited: %q", got)
 	}
 }
+
+// TestSingleFileMount is issue 9 test 4: in a private mount namespace, a
+// file bind-mounted onto the watched path gets the warning, once; a
+// bind-mounted directory and a plain file get none.
+func TestSingleFileMount(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	if os.Getuid() != 0 {
+		t.Skipf("bind mounts need root; this test runs as uid %d", os.Getuid())
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(src, "app.conf"), "v1")
+	writeFile(t, filepath.Join(dst, "app.conf"), "placeholder")
+	tests := []struct {
+		name  string
+		mount string // the bind mount made before manager starts
+		watch string
+		want  int
+	}{
+		{"file onto file", fmt.Sprintf("mount --bind %s/app.conf %s/app.conf", src, dst), filepath.Join(dst, "app.conf"), 1},
+		{"directory", fmt.Sprintf("mount --bind %s %s", src, dst), dst, 0},
+		{"file in a mounted directory", fmt.Sprintf("mount --bind %s %s", src, dst), filepath.Join(dst, "app.conf"), 0},
+		{"plain file", "true", filepath.Join(src, "app.conf"), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			private := func(a *syscall.SysProcAttr) { a.Unshareflags = syscall.CLONE_NEWNS }
+			p := startManager(t, runOpts{shell: tc.mount, attr: private}, "-config", tc.watch, "-poll", "50ms", "--", helper, "signals")
+			readyPid(t, p)
+			p.signal(syscall.SIGTERM)
+			if code := p.wait(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d, want 0; log:\n%s", code, p.stderr)
+			}
+			got := p.stderr.matching(`level=WARN msg="config is a single-file mount" path=` + regexp.QuoteMeta(tc.watch) + ` hint=`)
+			if len(got) != tc.want {
+				t.Errorf("%d warnings, want %d; log:\n%s", len(got), tc.want, p.stderr)
+			}
+		})
+	}
+}

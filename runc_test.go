@@ -112,6 +112,35 @@ func TestRuncEndToEnd(t *testing.T) {
 		c.stderr.wait(t, `msg="grace period over; killing"`, time.Second)
 	})
 
+	t.Run("7 single-file mount warns", func(t *testing.T) {
+		t.Parallel()
+		file := filepath.Join(t.TempDir(), "app.conf")
+		writeFile(t, file, "v1")
+		for _, tc := range []struct {
+			name  string
+			b     ociBundle
+			watch string
+			want  int
+		}{
+			{"file", ociBundle{file: file}, "/app.conf", 1},
+			{"directory", ociBundle{config: newConfigMap(t, "v1")}, "/config", 0},
+			{"key in a directory", ociBundle{config: newConfigMap(t, "v1")}, "/config/app.conf", 0},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tc.b.args = []string{"/manager", "-config", tc.watch, "--", "/helper", "signals"}
+				c := rt.start(t, tc.b)
+				c.stdout.wait(t, `^ready pid=`, 10*time.Second)
+				c.kill("TERM")
+				if code := c.wait(10 * time.Second); code != 0 {
+					t.Fatalf("container exit code %d, want 0", code)
+				}
+				if got := c.stderr.matching(`level=WARN msg="config is a single-file mount" path=` + tc.watch + ` `); len(got) != tc.want {
+					t.Errorf("%d warnings for %s, want %d; log:\n%s", len(got), tc.watch, tc.want, c.stderr)
+				}
+			})
+		}
+	})
+
 	t.Run("6 orphans are reaped", func(t *testing.T) {
 		t.Parallel()
 		const n = 1000
@@ -281,6 +310,7 @@ type ociBundle struct {
 	user     int      // process.user uid and gid
 	readonly bool     // a read-only root filesystem
 	noCaps   bool     // no capabilities at all, as Kubernetes' restricted pods
+	file     string   // host file bind-mounted at /app.conf, as docker run -v file:file; "" for none
 }
 
 // write lays the bundle out in dir: config.json and rootfs.
@@ -312,6 +342,15 @@ func (b ociBundle) write(e *runcEnv, dir string) error {
 			"type":        "bind",
 			"source":      b.config,
 			"options":     []string{"rbind", "ro"},
+		})
+	}
+	if b.file != "" {
+		mounts, _ := spec["mounts"].([]any)
+		spec["mounts"] = append(mounts, map[string]any{
+			"destination": "/app.conf",
+			"type":        "bind",
+			"source":      b.file,
+			"options":     []string{"bind", "ro"},
 		})
 	}
 	js, err := json.MarshalIndent(spec, "", "\t")
