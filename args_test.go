@@ -555,6 +555,8 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"bad list element", []string{"MANAGER_REMAP_EXIT=143,x"}, nil, `manager: MANAGER_REMAP_EXIT "x": not an exit code (0 to 255)`},
 		{"nonsense variable", []string{"MANAGER_POLL=1ns"}, nil, `manager: MANAGER_POLL "1ns": under 10ms, polling is a busy loop`},
 		{"nonsense flag", nil, []string{"-stop-signal", "STOP"}, `manager: -stop-signal "STOP": SIGSTOP only suspends the program, it never makes it exit`},
+		{"busy poll", nil, []string{"-poll", "1ns"}, `manager: -poll "1ns": under 10ms, polling is a busy loop`},
+		{"uncatchable reload", nil, []string{"-reload-signal", "KILL"}, `manager: -reload-signal "KILL": SIGKILL cannot be caught: the program could never handle it`},
 		{"unknown flag", nil, []string{"--bogus"}, `manager: flag provided but not defined: --bogus (manager -h lists the flags)`},
 	}
 	for _, tc := range tests {

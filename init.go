@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -334,18 +336,21 @@ func (s *supervisor) begin(foreground bool) bool {
 	return s.startChild()
 }
 
-// warnMissing names the watched paths that do not exist at start, unless
-// they are the historical default, which most uses of manager never create.
+// warnMissing names the watched paths that cannot be seen at start: missing,
+// unless they are the historical default, which most uses of manager never
+// create, or on a way manager may not search.
 func (s *supervisor) warnMissing() {
 	for _, p := range s.cfg.configs {
-		if has(s.watch.last, p) {
-			continue
+		_, err := s.fsys.stat(p)
+		switch {
+		case err == nil:
+		case !errors.Is(err, fs.ErrNotExist):
+			s.log.Warn("config cannot be looked at; watching for it to become visible", "path", p, "error", err)
+		case p == defaultConfig:
+			s.log.Debug("config missing; watching for it to appear", "path", p)
+		default:
+			s.log.Warn("config missing; watching for it to appear", "path", p)
 		}
-		level := slog.LevelWarn
-		if p == defaultConfig {
-			level = slog.LevelDebug
-		}
-		s.log.Log(context.Background(), level, "config missing; watching for it to appear", "path", p)
 	}
 }
 

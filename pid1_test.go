@@ -498,3 +498,37 @@ func TestUnprivileged(t *testing.T) {
 		})
 	}
 }
+
+// TestNoCommandHints is issue 11 item 4: manager run with no arguments
+// tries its historical default and, missing, says how to give a command.
+func TestNoCommandHints(t *testing.T) {
+	integration(t)
+	if _, err := os.Stat(defaultCommand); err == nil {
+		t.Skipf("%s exists on this machine: manager would run it", defaultCommand)
+	}
+	p := startManager(t, runOpts{})
+	if code := p.wait(10 * time.Second); code != 127 {
+		t.Fatalf("exit code %d, want 127", code)
+	}
+	p.stderr.wait(t, `level=ERROR msg=exiting reason="cannot start child" command=/usr/local/bin/redis-exporter .* hint="no command given, .*usage: manager \[flags\] \[--\] COMMAND`, time.Second)
+	if got := p.stderr.matching(`level=(WARN|ERROR)`); len(got) != 1 {
+		t.Errorf("want the one error line, got %q", got)
+	}
+}
+
+// TestDaemonizingChildWarned is issue 11 item 5: a child that exits 0 at
+// once leaving processes behind (nginx without "daemon off;") is named.
+func TestDaemonizingChildWarned(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p := startManager(t, runOpts{}, "-config=", "--", helper, "leave", "sleep")
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	p.stderr.wait(t, `level=WARN msg="child exited 0 at once, leaving processes behind: it may have put itself in the background; `, time.Second)
+	p = startManager(t, runOpts{}, "-config=", "--", helper, "exit", "0")
+	p.wait(10 * time.Second)
+	if got := p.stderr.matching(`level=WARN`); len(got) > 0 {
+		t.Errorf("a child that left nothing behind was warned about: %q", got)
+	}
+}

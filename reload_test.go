@@ -385,3 +385,66 @@ func TestSingleFileMount(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigProblemsAreNamed is issue 11 items 3 and 6: a watched path that
+// is missing or unreadable is named at WARN, and a change in a watched
+// directory names the entries that changed.
+func TestConfigProblemsAreNamed(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	t.Run("missing", func(t *testing.T) {
+		t.Parallel()
+		missing := filepath.Join(t.TempDir(), "typo.conf")
+		p := startManager(t, runOpts{}, "-config", missing, "--", helper, "exit", "0")
+		p.wait(10 * time.Second)
+		p.stderr.wait(t, `level=WARN msg="config missing; watching for it to appear" path=`+regexp.QuoteMeta(missing), time.Second)
+	})
+	t.Run("unreadable", func(t *testing.T) {
+		t.Parallel()
+		if os.Getuid() != 0 {
+			t.Skipf("reading as another user needs root; this test runs as uid %d", os.Getuid())
+		}
+		dir := publicTempDir(t)
+		conf := filepath.Join(dir, "app.conf")
+		writeFile(t, conf, "v1")
+		os.Chmod(conf, 0)
+		waitNotRacy(t, conf)
+		p := startManager(t, runOpts{uid: nonRoot}, "-config", conf, "-poll", "50ms", "-debounce", "0s", "--", helper, "signals")
+		readyPid(t, p)
+		p.stderr.wait(t, `level=WARN msg="config unreadable; only its presence is watched" path=`+regexp.QuoteMeta(conf)+` error=".*permission denied"`, 10*time.Second)
+		os.Chmod(conf, 0o644)
+		p.stderr.wait(t, `level=INFO msg="config readable again" path=`, 10*time.Second)
+		os.Chmod(conf, 0)
+		p.stderr.waitN(t, 2, `level=WARN msg="config unreadable`, 10*time.Second)
+		p.signal(syscall.SIGTERM)
+		p.wait(10 * time.Second)
+	})
+	t.Run("entries named", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "app.conf")
+		writeFile(t, conf, "v1")
+		writeFile(t, filepath.Join(dir, "other.conf"), "x")
+		p := appUnderManager(t, conf, dir, "", "-check", helper+" check-config "+conf)
+		wantStarts(t, p, "v1")
+		writeFile(t, conf, "bad")
+		p.stderr.wait(t, `level=INFO msg="config changed" path=`+regexp.QuoteMeta(conf)+`$`, 10*time.Second)
+		p.stderr.wait(t, `level=WARN msg="check failed; keeping the running child" command="`+regexp.QuoteMeta(helper)+` check-config .*" code=1`, 10*time.Second)
+		stop(t, p)
+	})
+}
+
+// publicTempDir is a temporary directory that another user can enter (the
+// parents of t.TempDir are private).
+func publicTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "flush-public-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
