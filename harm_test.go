@@ -141,11 +141,21 @@ func TestStalledStderr(t *testing.T) {
 func TestTostopTerminal(t *testing.T) {
 	integration(t)
 	manager, helper := binaries(t)
+	script := `set -m; stty tostop; "$@" </dev/null >/dev/null & wait $!; echo "exit=$?"`
+	_, term := bashOnTerminal(t, "-c", script, "bash", manager, "-config=", "--", helper, "exit", "5")
+	term.wait(t, `msg="child started"`, 10*time.Second)
+	term.wait(t, `^exit=5\r?$`, 10*time.Second)
+}
+
+// bashOnTerminal runs bash with args in a session of its own whose
+// controlling terminal is a new pseudo-terminal, and returns the terminal's
+// master side, to type on, and what is written to it.
+func bashOnTerminal(t *testing.T, args ...string) (*os.File, *lines) {
+	t.Helper()
 	requireProgram(t, "bash")
 	ptm, pts := openPTY(t)
-	script := `set -m; stty tostop; "$@" </dev/null >/dev/null & wait $!; echo "exit=$?"`
-	cmd := exec.Command("bash", "-c", script, "bash", manager, "-config=", "--", helper, "exit", "5")
-	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1")
+	cmd := exec.Command("bash", args...)
+	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1", "PS1=PROMPT> ", "TERM=dumb")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -153,9 +163,7 @@ func TestTostopTerminal(t *testing.T) {
 	}
 	pts.Close()
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	term := readLines(ptm)
-	term.wait(t, `msg="child started"`, 10*time.Second)
-	term.wait(t, `^exit=5\r?$`, 10*time.Second)
+	return ptm, readLines(ptm)
 }
 
 // requireProgram skips t if name is not installed.
@@ -703,18 +711,7 @@ func TestUnkillableChild(t *testing.T) {
 func TestJobControl(t *testing.T) {
 	integration(t)
 	manager, helper := binaries(t)
-	requireProgram(t, "bash")
-	ptm, pts := openPTY(t)
-	cmd := exec.Command("bash", "--norc", "--noprofile", "-i")
-	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1", "PS1=PROMPT> ", "TERM=dumb")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pts.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	term := readLines(ptm)
+	ptm, term := bashOnTerminal(t, "--norc", "--noprofile", "-i")
 	type_ := func(s string) {
 		t.Helper()
 		if _, err := ptm.Write([]byte(s)); err != nil {
