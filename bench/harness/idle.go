@@ -109,7 +109,7 @@ func (b *bench) idle() (section, error) {
 	var cmds []*exec.Cmd
 	defer func() {
 		for _, c := range cmds {
-			stop(c)
+			b.pace.stop(c)
 		}
 	}()
 	for _, in := range inits {

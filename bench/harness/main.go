@@ -4,12 +4,17 @@
 //
 // Usage:
 //
-//	harness -manager PATH -floor PATH -forward PATH -work DIR [-only SECTION,...]
+//	harness -manager PATH -floor PATH -forward PATH -work DIR [-only SECTION,...] [-slack N]
+//
+// Every wait is bounded by a multiple of the machine's pace (see wait.go);
+// -slack sets the multiple, default 10, and a tiny one such as 0.001 makes
+// the waits expire, to see a failure reported.
 //
 // The harness is also the child that the inits run, the way a Go test binary
 // is its own helper: "harness stamp" prints its start time and waits for
 // SIGTERM, "harness sigrecv" prints the time of every SIGUSR1 it receives,
-// and "harness poll PERIOD FILE" stats FILE every PERIOD.
+// "harness poll PERIOD FILE" stats FILE every PERIOD, and "harness true"
+// exits at once, to time a start.
 package main
 
 import (
@@ -26,15 +31,17 @@ import (
 	"unsafe"
 )
 
-// bench is what every section needs: the programs under test and a scratch
-// directory.
+// bench is what every section needs: the programs under test, a scratch
+// directory and the pace that bounds its waits.
 type bench struct {
-	manager string // the static manager binary
-	floor   string // bench/floor: fork-exec and wait4, the least Go init
-	forward string // bench/forward: bench/floor plus os/signal as the contract requires
-	self    string // this binary, run as a child
-	work    string // scratch directory, removed by bench/run
+	manager string  // the static manager binary
+	floor   string  // bench/floor: fork-exec and wait4, the least Go init
+	forward string  // bench/forward: bench/floor plus os/signal as the contract requires
+	self    string  // this binary, run as a child
+	work    string  // scratch directory, removed by bench/run
+	slack   float64 // multiplies every bound on a wait (-slack)
 
+	pace   pace     // of "harness true", taken as each section starts
 	floors []string // the floorPrograms built, once needed
 }
 
@@ -86,6 +93,8 @@ func main() {
 		case "poll":
 			poll(os.Args[2:])
 			return
+		case "true":
+			return
 		}
 	}
 	if err := run(); err != nil {
@@ -95,15 +104,19 @@ func main() {
 }
 
 func run() error {
-	var b bench
+	b := bench{slack: defaultSlack}
 	flag.StringVar(&b.manager, "manager", "", "manager binary")
 	flag.StringVar(&b.floor, "floor", "", "bench/floor binary")
 	flag.StringVar(&b.forward, "forward", "", "bench/forward binary")
 	flag.StringVar(&b.work, "work", "", "scratch directory")
+	flag.Float64Var(&b.slack, "slack", defaultSlack, "multiple of the machine's pace that bounds each wait")
 	only := flag.String("only", "", "comma-separated sections to run (default all)")
 	flag.Parse()
 	if b.manager == "" || b.floor == "" || b.forward == "" || b.work == "" {
 		return errors.New("-manager, -floor, -forward and -work are required")
+	}
+	if b.slack <= 0 {
+		return fmt.Errorf("-slack %g: not positive", b.slack)
 	}
 	var err error
 	if b.self, err = os.Executable(); err != nil {
@@ -114,11 +127,18 @@ func run() error {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), s.name) {
 			continue
 		}
-		progress("== %s", s.name)
-		sec, err := s.run(&b)
-		if err != nil {
+		start := time.Now()
+		progress("== %s: started at %s", s.name, start.Format("15:04:05"))
+		if b.pace, err = b.measurePace("harness true", b.self, "true"); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
+		progress("%s: %s", s.name, b.pace)
+		sec, err := s.run(&b)
+		if err != nil {
+			progress("== %s: FAILED after %s", s.name, time.Since(start).Round(100*time.Millisecond))
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		progress("== %s: done in %s", s.name, time.Since(start).Round(100*time.Millisecond))
 		out = append(out, sec)
 	}
 
@@ -184,28 +204,6 @@ func (b *bench) peers(pid1 bool) []initCmd {
 		{"tini", tini},
 		{"dumb-init", []string{"dumb-init"}},
 		{"catatonit", []string{"catatonit", "--"}},
-	}
-}
-
-// stop ends a process started by the harness: SIGTERM, then SIGKILL if it
-// has not exited within five seconds. A process started in a group of its
-// own has the group killed too: bench/floor forwards no signal, and its
-// child would outlive it.
-func stop(cmd *exec.Cmd) {
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-	if a := cmd.SysProcAttr; a != nil && a.Setpgid {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
 

@@ -68,6 +68,7 @@ func (b *bench) floorBinaries() ([]string, error) {
 		if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(p.source), 0o644); err != nil {
 			return nil, err
 		}
+		progress("building the Go floor: %s", p.name)
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "floor", ".")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
