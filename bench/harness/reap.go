@@ -79,7 +79,6 @@ func (b *bench) reapStorm() (section, error) {
 	}
 
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Reap storm\n\n")
 	fmt.Fprintf(&md, "Each init runs as PID 1 of a new PID namespace (`CLONE_NEWPID`) with the child `dash -c SCRIPT`. Its subshell\n")
 	fmt.Fprintf(&md, "forks %d subshells blocked reading a pipe and exits, so that they are orphans of PID 1. The harness closes the\n", orphans)
 	fmt.Fprintf(&md, "pipe's only write end and polls `kill(pid, 0)` on each orphan's host pid until every one is gone (a zombie still\n")

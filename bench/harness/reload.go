@@ -160,7 +160,6 @@ func (b *bench) reload() (section, error) {
 		{"entr -r", []string{"entr", "-n", "-r"}, "app.conf\n", time.Second},
 	}
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Reload latency\n\n")
 	fmt.Fprintf(&md, "`app.conf` gets new bytes by rename into place (write `app.conf.new`, `rename(2)`), after a random pause of\n")
 	fmt.Fprintf(&md, "0.3–0.8 s from the previous start so that the change falls anywhere in a poll period. Latency is from just before\n")
 	fmt.Fprintf(&md, "`rename(2)` to the CLOCK_MONOTONIC reading that the new child (`harness stamp`) takes first thing in `main`;\n")
@@ -325,7 +324,6 @@ func (b *bench) restart() (section, error) {
 	progress("%d restarts in %s", restarts, wall)
 
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Restart cost\n\n")
 	fmt.Fprintf(&md, "`manager -config app.conf -poll %s -debounce 0 -- harness stamp`; %d changes by rename into place, each after the\n", restartPoll, restarts)
 	fmt.Fprintf(&md, "previous new child started. Change → start includes the wait for two polls (a change is acted on at the first\n")
 	fmt.Fprintf(&md, "poll that finds it unchanged); old child's stop → new child's start is from the old child's SIGTERM handler to the\n")

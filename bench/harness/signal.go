@@ -26,7 +26,6 @@ const (
 // the machine falls on all of them alike.
 func (b *bench) signalLatency() (section, error) {
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Signal forwarding latency\n\n")
 	fmt.Fprintf(&md, "%d SIGUSR1 sent with `kill(2)` to the init (not PID 1 here), 1 ms apart and each after the previous one arrived,\n", signals)
 	fmt.Fprintf(&md, "for the child `harness sigrecv`, which reads them from a signalfd and takes CLOCK_MONOTONIC as its read(2) returns.\n")
 	fmt.Fprintf(&md, "Latency is that reading minus the sender's, taken just before `kill(2)`. *direct* signals the child itself: the\n")

@@ -75,7 +75,6 @@ func (b *bench) startup() (section, error) {
 	overhead := map[string]time.Duration{}
 
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Startup overhead\n\n")
 	fmt.Fprintf(&md, "Median wall time of %d runs (after %d warm-up runs) of each command, run without a shell:\n", startupRuns, startupWarmup)
 	fmt.Fprintf(&md, "`hyperfine -N --warmup %d --runs %d '/bin/true' 'INIT -- /bin/true' ...`.\n", startupWarmup, startupRuns)
 	fmt.Fprintf(&md, "Overhead is the command's median minus the median of `/bin/true` alone.\n\n")
