@@ -187,6 +187,12 @@ func storm(in initCmd, stopped bool, p pace) (time.Duration, error) {
 	}
 	// One fork per orphan, and one for the subshell that starts them.
 	d = p.deadline(fmt.Sprintf(`"ready" from the script once it has forked %d orphans`, orphans), orphans+1, 0)
+	// On a loaded machine the forks alone take minutes: say so as they start and end.
+	kind := ""
+	if stopped {
+		kind = ", stopped while they exit"
+	}
+	progress("  %s%s: forking %d orphans, for up to %s", in.name, kind, orphans, d.limit.Round(time.Second))
 	if err := expect(outR, lines, "ready", d, func() string {
 		now, err := nsProcs(ns)
 		if err != nil {
@@ -209,6 +215,7 @@ func storm(in initCmd, stopped bool, p pace) (time.Duration, error) {
 	if len(orphaned) != orphans {
 		return 0, fmt.Errorf("%d orphans in the namespace, want %d", len(orphaned), orphans)
 	}
+	progress("  %s%s: %d orphans forked in %s; releasing them", in.name, kind, orphans, time.Since(d.begin).Round(time.Millisecond))
 
 	if stopped {
 		syscall.Kill(cmd.Process.Pid, syscall.SIGSTOP)
