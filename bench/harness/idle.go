@@ -109,7 +109,7 @@ func (b *bench) idle() (section, error) {
 	var cmds []*exec.Cmd
 	defer func() {
 		for _, c := range cmds {
-			stop(c)
+			b.pace.stop(c)
 		}
 	}()
 	for _, in := range inits {
@@ -139,7 +139,6 @@ func (b *bench) idle() (section, error) {
 	time.Sleep(idleSpan)
 
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Idle footprint\n\n")
 	fmt.Fprintf(&md, "All run at once: each init with the child `/bin/sleep 1000`, manager watching one existing file (`-config FILE`);\n")
 	fmt.Fprintf(&md, "beside them, without a child, Go programs that only sleep on a Go timer and stat that file (what a timer's\n")
 	fmt.Fprintf(&md, "wake-up costs any Go program) and the program that links only the packages the contract requires, waiting.\n")

@@ -4,12 +4,25 @@
 //
 // Usage:
 //
-//	harness -manager PATH -floor PATH -forward PATH -work DIR [-only SECTION,...]
+//	harness -manager PATH -floor PATH -forward PATH -work DIR
+//		[-only SECTION,...] [-previous BENCHMARKS.md] [-slack N]
+//
+// Each section runs on its own: one that fails is reported as failed and
+// the others still run. A failed section, and one that -only leaves out,
+// keeps the text and Targets rows that -previous holds for it, marked with
+// the run that measured them (see report.go). The exit status is 0 when
+// every section ran and succeeded, 1 when some failed (the report is
+// complete all the same), and 2 when there is no report.
+//
+// Every wait is bounded by a multiple of the machine's pace (see wait.go);
+// -slack sets the multiple, default 10, and a tiny one such as 0.001 makes
+// the waits expire, to see a failure reported.
 //
 // The harness is also the child that the inits run, the way a Go test binary
 // is its own helper: "harness stamp" prints its start time and waits for
 // SIGTERM, "harness sigrecv" prints the time of every SIGUSR1 it receives,
-// and "harness poll PERIOD FILE" stats FILE every PERIOD.
+// "harness poll PERIOD FILE" stats FILE every PERIOD, and "harness true"
+// exits at once, to time a start.
 package main
 
 import (
@@ -26,19 +39,22 @@ import (
 	"unsafe"
 )
 
-// bench is what every section needs: the programs under test and a scratch
-// directory.
+// bench is what every section needs: the programs under test, a scratch
+// directory and the pace that bounds its waits.
 type bench struct {
-	manager string // the static manager binary
-	floor   string // bench/floor: fork-exec and wait4, the least Go init
-	forward string // bench/forward: bench/floor plus os/signal as the contract requires
-	self    string // this binary, run as a child
-	work    string // scratch directory, removed by bench/run
+	manager string  // the static manager binary
+	floor   string  // bench/floor: fork-exec and wait4, the least Go init
+	forward string  // bench/forward: bench/floor plus os/signal as the contract requires
+	self    string  // this binary, run as a child
+	work    string  // scratch directory, removed by bench/run
+	slack   float64 // multiplies every bound on a wait (-slack)
 
+	pace   pace     // of "harness true", taken as each section starts
 	floors []string // the floorPrograms built, once needed
 }
 
-// section is one part of the report: its Markdown and the targets it checks.
+// section is one part of the report: its Markdown, below its heading, and
+// the targets it checks.
 type section struct {
 	markdown string
 	verdicts []verdict
@@ -54,18 +70,52 @@ type verdict struct {
 	met      bool
 }
 
+// sectionSpec is a section of the report as the harness knows it before it
+// runs: its name for -only, its heading, and the Targets rows it feeds, which
+// a failed run of it must still show.
+type sectionSpec struct {
+	name    string
+	title   string
+	targets []string
+	run     func(*bench) (section, error)
+}
+
 // sections in the order of the report.
-var sections = []struct {
-	name string
-	run  func(*bench) (section, error)
-}{
-	{"startup", (*bench).startup},
-	{"reap", (*bench).reapStorm},
-	{"signal", (*bench).signalLatency},
-	{"idle", (*bench).idle},
-	{"size", (*bench).size},
-	{"reload", (*bench).reload},
-	{"restart", (*bench).restart},
+var sections = []sectionSpec{
+	{"startup", "Startup overhead", []string{
+		"startup overhead within 0.3 ms of the Go floor",
+		"startup overhead ≤ 2× tini's",
+	}, (*bench).startup},
+	{"reap", "Reap storm", []string{
+		"reap storm, 10,000 orphans ≤ tini's time",
+	}, (*bench).reapStorm},
+	{"signal", "Signal forwarding latency", []string{
+		"signal latency p50 ≤ tini's + 30 µs",
+		"signal latency p99 ≤ 250 µs",
+	}, (*bench).signalLatency},
+	{"idle", "Idle footprint", []string{
+		"idle RSS ≤ 2.5 MiB",
+		"idle threads ≤ 5",
+		"idle CPU over 20 s at the defaults: 0 ticks",
+		"idle CPU over 20 s at `-poll 100ms`: ≤ 1 tick",
+	}, (*bench).idle},
+	{"size", "Binary size", []string{
+		"static binary ≤ 2.0 MB",
+	}, (*bench).size},
+	{"reload", "Reload latency", []string{
+		"reload latency at `-poll 100ms -debounce 100ms` ≤ 200 ms",
+	}, (*bench).reload},
+	{"restart", "Restart cost", []string{
+		"no fd growth over 1,000 restarts (contract §7)",
+	}, (*bench).restart},
+}
+
+// outcome is what became of one section in this run.
+type outcome struct {
+	ran  bool // false: -only left it out
+	err  error
+	sec  section // when ran and err is nil
+	took time.Duration
 }
 
 func main() {
@@ -86,60 +136,120 @@ func main() {
 		case "poll":
 			poll(os.Args[2:])
 			return
+		case "true":
+			return
 		}
 	}
-	if err := run(); err != nil {
+	failed, err := run()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "harness: %v\n", err)
+		os.Exit(2)
+	}
+	if failed {
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	var b bench
+// run runs the sections and prints the report; failed reports whether a
+// section failed, err that there is no report.
+func run() (failed bool, err error) {
+	b := bench{slack: defaultSlack}
 	flag.StringVar(&b.manager, "manager", "", "manager binary")
 	flag.StringVar(&b.floor, "floor", "", "bench/floor binary")
 	flag.StringVar(&b.forward, "forward", "", "bench/forward binary")
 	flag.StringVar(&b.work, "work", "", "scratch directory")
+	flag.Float64Var(&b.slack, "slack", defaultSlack, "multiple of the machine's pace that bounds each wait")
 	only := flag.String("only", "", "comma-separated sections to run (default all)")
+	previous := flag.String("previous", "", "the BENCHMARKS.md to keep numbers from for sections that fail or are not run")
 	flag.Parse()
 	if b.manager == "" || b.floor == "" || b.forward == "" || b.work == "" {
-		return errors.New("-manager, -floor, -forward and -work are required")
+		return false, errors.New("-manager, -floor, -forward and -work are required")
 	}
-	var err error
+	if b.slack <= 0 {
+		return false, fmt.Errorf("-slack %g: not positive", b.slack)
+	}
+	var chosen []string
+	if *only != "" {
+		chosen = strings.Split(*only, ",")
+		for _, name := range chosen {
+			if !slices.ContainsFunc(sections, func(s sectionSpec) bool { return s.name == name }) {
+				return false, fmt.Errorf("-only %s: no such section", name)
+			}
+		}
+	}
+	prev, err := readPrevious(*previous)
+	if err != nil {
+		return false, err
+	}
 	if b.self, err = os.Executable(); err != nil {
-		return err
-	}
-	var out []section
-	for _, s := range sections {
-		if *only != "" && !slices.Contains(strings.Split(*only, ","), s.name) {
-			continue
-		}
-		progress("== %s", s.name)
-		sec, err := s.run(&b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
-		out = append(out, sec)
+		return false, err
 	}
 
-	fmt.Println("## Targets")
-	fmt.Println()
-	fmt.Println("| target | manager | floor or peers, same run | met |")
-	fmt.Println("|---|---|---|---|")
-	for _, s := range out {
-		for _, v := range s.verdicts {
-			met := "**no**"
-			if v.met {
-				met = "yes"
-			}
-			fmt.Printf("| %s | %s | %s | %s |\n", v.target, v.measured, cmp.Or(v.floor, "—"), met)
+	begin := time.Now()
+	outcomes := make([]outcome, len(sections))
+	var ran, bad []string
+	for i, s := range sections {
+		if chosen != nil && !slices.Contains(chosen, s.name) {
+			continue
+		}
+		ran = append(ran, s.name)
+		outcomes[i] = b.runSection(s, len(ran), cmp.Or(len(chosen), len(sections)))
+		if outcomes[i].err != nil {
+			bad = append(bad, s.name)
 		}
 	}
-	for _, s := range out {
-		fmt.Println()
-		fmt.Print(s.markdown)
+	summary := fmt.Sprintf("%d sections run in %s", len(ran), time.Since(begin).Round(time.Second))
+	for i, o := range outcomes {
+		if o.ran {
+			summary += fmt.Sprintf("; %s %s", sections[i].name, o.took.Round(100*time.Millisecond))
+		}
 	}
-	return nil
+	if len(bad) > 0 {
+		summary += fmt.Sprintf(". FAILED: %s (BENCHMARKS.md keeps their last numbers)", strings.Join(bad, ", "))
+	}
+	progress("== %s", summary)
+	fmt.Print(report(outcomes, prev))
+	return len(bad) > 0, nil
+}
+
+// runSection runs one section, the n-th of of in this run, and reports its
+// start, its end and how long it took on standard error.
+func (b *bench) runSection(s sectionSpec, n, of int) (o outcome) {
+	start := time.Now()
+	progress("== %s: started at %s (section %d of %d)", s.name, start.Format("15:04:05"), n, of)
+	o.ran = true
+	defer func() {
+		// A bug in one section is that section's failure; its deferred
+		// clean-ups have run by now.
+		if p := recover(); p != nil {
+			o.err = fmt.Errorf("panic: %v", p)
+		}
+		o.took = time.Since(start)
+		if o.err != nil {
+			progress("== %s: FAILED after %s: %v", s.name, o.took.Round(100*time.Millisecond), o.err)
+			return
+		}
+		progress("== %s: done in %s", s.name, o.took.Round(100*time.Millisecond))
+	}()
+	if b.pace, o.err = b.measurePace("harness true", b.self, "true"); o.err != nil {
+		return o
+	}
+	progress("%s: %s", s.name, b.pace)
+	sec, err := s.run(b)
+	if err != nil {
+		o.err = err
+		return o
+	}
+	var got []string
+	for _, v := range sec.verdicts {
+		got = append(got, v.target)
+	}
+	if !slices.Equal(got, s.targets) {
+		o.err = fmt.Errorf("harness bug: the section checked targets %q, the sections table says %q", got, s.targets)
+		return o
+	}
+	o.sec = sec
+	return o
 }
 
 // progress reports on standard error, which bench/run leaves on the
@@ -184,28 +294,6 @@ func (b *bench) peers(pid1 bool) []initCmd {
 		{"tini", tini},
 		{"dumb-init", []string{"dumb-init"}},
 		{"catatonit", []string{"catatonit", "--"}},
-	}
-}
-
-// stop ends a process started by the harness: SIGTERM, then SIGKILL if it
-// has not exited within five seconds. A process started in a group of its
-// own has the group killed too: bench/floor forwards no signal, and its
-// child would outlive it.
-func stop(cmd *exec.Cmd) {
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-	if a := cmd.SysProcAttr; a != nil && a.Setpgid {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
 

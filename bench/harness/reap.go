@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,9 +14,8 @@ import (
 )
 
 const (
-	orphans   = 10000 // orphans released at once
-	reapRuns  = 5     // runs of each kind per init; the median is reported
-	reapLimit = 60 * time.Second
+	orphans  = 10000 // orphans released at once
+	reapRuns = 5     // runs of each kind per init; the median is reported
 )
 
 // stormScript is the init's child in the reap storm. Its subshell starts the
@@ -53,23 +54,31 @@ func (b *bench) reapStorm() (section, error) {
 	backlogs := make([][]time.Duration, len(inits))
 	for run := range reapRuns {
 		for i, in := range inits {
-			s, err := storm(in, false)
+			// Taken again before each init's turn: the load on the
+			// machine changes over the minutes this section takes.
+			// A start of dash (fork, exec, exit, wait) is the unit
+			// nearest to what the storm does per orphan: a fork,
+			// then an exit and a reap.
+			p, err := b.measurePace("dash -c :", "/bin/dash", "-c", ":")
+			if err != nil {
+				return section{}, err
+			}
+			s, err := storm(in, false, p)
 			if err != nil {
 				return section{}, fmt.Errorf("%s: %w", in.name, err)
 			}
-			h, err := storm(in, true)
+			h, err := storm(in, true, p)
 			if err != nil {
 				return section{}, fmt.Errorf("%s, stopped: %w", in.name, err)
 			}
-			progress("run %d, %s: %d orphans reaped %s after their release; %d zombies %s after SIGCONT",
-				run+1, in.name, orphans, ms(s), orphans, ms(h))
+			progress("run %d of %d, %s: %d orphans reaped %s after their release; %d zombies %s after SIGCONT (%s)",
+				run+1, reapRuns, in.name, orphans, ms(s), orphans, ms(h), p)
 			storms[i] = append(storms[i], s)
 			backlogs[i] = append(backlogs[i], h)
 		}
 	}
 
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Reap storm\n\n")
 	fmt.Fprintf(&md, "Each init runs as PID 1 of a new PID namespace (`CLONE_NEWPID`) with the child `dash -c SCRIPT`. Its subshell\n")
 	fmt.Fprintf(&md, "forks %d subshells blocked reading a pipe and exits, so that they are orphans of PID 1. The harness closes the\n", orphans)
 	fmt.Fprintf(&md, "pipe's only write end and polls `kill(pid, 0)` on each orphan's host pid until every one is gone (a zombie still\n")
@@ -126,8 +135,10 @@ func freePids(n int) error {
 
 // storm runs one reap storm under in as PID 1 and returns the time from the
 // orphans' release to the last one reaped. If stopped, the init is stopped
-// while the orphans exit, and the time runs from its SIGCONT instead.
-func storm(in initCmd, stopped bool) (time.Duration, error) {
+// while the orphans exit, and the time runs from its SIGCONT instead. Each
+// wait is bounded by p: as many starts' worth as there are processes to
+// start, or orphans to exit and be reaped.
+func storm(in initCmd, stopped bool, p pace) (time.Duration, error) {
 	release, hold, err := os.Pipe() // the orphans read release; the harness holds the write end
 	if err != nil {
 		return 0, err
@@ -158,11 +169,13 @@ func storm(in initCmd, stopped bool) (time.Duration, error) {
 		return 0, err
 	}
 	lines := bufio.NewReader(outR)
-	outR.SetReadDeadline(time.Now().Add(reapLimit))
+	initState := func() string { return in.name + " " + describeProc(cmd.Process.Pid) }
 
 	// Before the storm the namespace holds the init and the script, whose
 	// "hello" proves it exists; whatever appears after are the orphans.
-	if err := expect(lines, "hello"); err != nil {
+	// Two starts: the init's and the script's.
+	d := p.deadline(fmt.Sprintf(`"hello" from the script under %s as PID 1`, in.name), 2, 0)
+	if err := expect(outR, lines, "hello", d, initState); err != nil {
 		return 0, err
 	}
 	before, err := nsProcs(ns)
@@ -172,7 +185,21 @@ func storm(in initCmd, stopped bool) (time.Duration, error) {
 	if _, err := hold.WriteString("go\n"); err != nil {
 		return 0, err
 	}
-	if err := expect(lines, "ready"); err != nil {
+	// One fork per orphan, and one for the subshell that starts them.
+	d = p.deadline(fmt.Sprintf(`"ready" from the script once it has forked %d orphans`, orphans), orphans+1, 0)
+	// On a loaded machine the forks alone take minutes: say so as they start and end.
+	kind := ""
+	if stopped {
+		kind = ", stopped while they exit"
+	}
+	progress("  %s%s: forking %d orphans, for up to %s", in.name, kind, orphans, d.limit.Round(time.Second))
+	if err := expect(outR, lines, "ready", d, func() string {
+		now, err := nsProcs(ns)
+		if err != nil {
+			return err.Error()
+		}
+		return fmt.Sprintf("%d processes in the namespace, %d before the forks; %s", len(now), len(before), initState())
+	}); err != nil {
 		return 0, err
 	}
 	after, err := nsProcs(ns)
@@ -188,23 +215,30 @@ func storm(in initCmd, stopped bool) (time.Duration, error) {
 	if len(orphaned) != orphans {
 		return 0, fmt.Errorf("%d orphans in the namespace, want %d", len(orphaned), orphans)
 	}
+	progress("  %s%s: %d orphans forked in %s; releasing them", in.name, kind, orphans, time.Since(d.begin).Round(time.Millisecond))
 
 	if stopped {
 		syscall.Kill(cmd.Process.Pid, syscall.SIGSTOP)
-		if err := waitFor(func() bool { s, _ := procState(cmd.Process.Pid); return s == "T" }); err != nil {
-			return 0, fmt.Errorf("init not stopped: %w", err)
+		d := p.deadline(fmt.Sprintf("%s to stop on SIGSTOP", in.name), 1, 0)
+		if err := until(d, func() bool { s, _ := procState(cmd.Process.Pid); return s == "T" }, initState); err != nil {
+			return 0, err
 		}
 	}
 	t0 := time.Now()
 	hold.Close()
+	// Each orphan exits and is reaped: a start's worth each, at most.
+	d = p.deadline(fmt.Sprintf("%d orphans to exit and be reaped by %s", orphans, in.name), orphans, 0)
 	if stopped {
-		for _, pid := range orphaned {
-			if err := waitFor(func() bool { return hasExited(pid) }); err != nil {
-				return 0, fmt.Errorf("orphan %d not exited: %w", pid, err)
+		d.what = fmt.Sprintf("%d orphans to exit while %s is stopped", orphans, in.name)
+		for i := range orphaned {
+			left := func() string { return orphanStates(orphaned[i:]) }
+			if err := until(d, func() bool { return hasExited(orphaned[i]) }, left); err != nil {
+				return 0, err
 			}
 		}
 		t0 = time.Now()
 		syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+		d = p.deadline(fmt.Sprintf("%s to reap %d zombies after SIGCONT", in.name, orphans), orphans, 0)
 	}
 	// Checked in order, each pid only until it is gone: a pass costs one
 	// kill(2) per orphan newly reaped, which keeps the harness off the CPUs
@@ -214,12 +248,12 @@ func storm(in initCmd, stopped bool) (time.Duration, error) {
 			i++
 			continue
 		}
-		if time.Since(t0) > reapLimit {
-			return 0, fmt.Errorf("%d of %d orphans still there after %s", len(orphaned)-i, orphans, reapLimit)
+		if d.passed() {
+			return 0, d.err(orphanStates(orphaned[i:]) + "; " + initState())
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-	d := time.Since(t0)
+	took := time.Since(t0)
 
 	left, err := nsProcs(ns)
 	if err != nil {
@@ -230,17 +264,54 @@ func storm(in initCmd, stopped bool) (time.Duration, error) {
 			return 0, fmt.Errorf("pid %d is a zombie after the storm", pid)
 		}
 	}
-	return d, nil
+	return took, nil
 }
 
-// waitFor polls cond every millisecond until it holds, for up to reapLimit.
-func waitFor(cond func() bool) error {
-	for limit := time.Now().Add(reapLimit); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(limit) {
-			return fmt.Errorf("not within %s", reapLimit)
+// orphanStates says how many of pids, the orphans not reaped yet, still run
+// and how many are zombies: whether a storm that took too long waited for
+// the orphans' exit or for the init.
+func orphanStates(pids []int) string {
+	states := map[string]int{}
+	for _, pid := range pids {
+		s, err := procState(pid)
+		if err != nil {
+			s = "gone"
 		}
+		states[stateName(s)]++
 	}
-	return nil
+	var counts []string
+	for _, s := range slices.Sorted(maps.Keys(states)) {
+		counts = append(counts, fmt.Sprintf("%d %s", states[s], s))
+	}
+	return fmt.Sprintf("%d of %d orphans not reaped yet (%s)", len(pids), orphans, strings.Join(counts, ", "))
+}
+
+// describeProc says what state pid is in, for a wait that expired.
+func describeProc(pid int) string {
+	s, err := procState(pid)
+	if err != nil {
+		return fmt.Sprintf("(pid %d) has exited", pid)
+	}
+	return fmt.Sprintf("(pid %d) is %s", pid, stateName(s))
+}
+
+// stateName spells out a state letter of /proc/PID/stat.
+func stateName(s string) string {
+	switch s {
+	case "R":
+		return "running"
+	case "S":
+		return "sleeping"
+	case "D":
+		return "in disk sleep"
+	case "T", "t":
+		return "stopped"
+	case "Z":
+		return "zombie"
+	case "gone":
+		return "gone"
+	}
+	return "in state " + s
 }
 
 // hasExited reports whether pid is a zombie or gone.
@@ -249,11 +320,18 @@ func hasExited(pid int) bool {
 	return err != nil || state == "Z" || state == "X"
 }
 
-// expect reads one line and checks that it is want.
-func expect(r *bufio.Reader, want string) error {
+// expect reads one line from r, which reads f, and checks that it is want.
+// If d passes first, saw says what there was instead.
+func expect(f *os.File, r *bufio.Reader, want string, d *deadline, saw func() string) error {
+	f.SetReadDeadline(d.at())
 	line, err := r.ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("waiting for %q: %w", want, err)
+	switch {
+	case expired(err) && line == "":
+		return d.err("no line yet; " + saw())
+	case expired(err):
+		return d.err(fmt.Sprintf("%q and no end of line; %s", line, saw()))
+	case err != nil:
+		return fmt.Errorf("waiting for %q: output ended after %q (%w); %s", want, line, err, saw())
 	}
 	if got := strings.TrimSpace(line); got != want {
 		return fmt.Errorf("child said %q, want %q", got, want)

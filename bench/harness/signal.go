@@ -15,8 +15,7 @@ const (
 	signals      = 1000                   // SIGUSR1 sent per init
 	signalRounds = 10                     // the inits take turns, signals/signalRounds at a time
 	signalEvery  = time.Millisecond       // from one send to the next
-	signalLimit  = time.Second            // a signal not seen by then is lost
-	signalSettle = 200 * time.Millisecond // after "ready", before the first send
+	signalSettle = 200 * time.Millisecond // after "ready", before the first send: not a bound, a pause for the inits' start-up to be over
 )
 
 // signalLatency sends SIGUSR1 to each init, 1 ms apart, and times each until
@@ -27,7 +26,6 @@ const (
 // the machine falls on all of them alike.
 func (b *bench) signalLatency() (section, error) {
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Signal forwarding latency\n\n")
 	fmt.Fprintf(&md, "%d SIGUSR1 sent with `kill(2)` to the init (not PID 1 here), 1 ms apart and each after the previous one arrived,\n", signals)
 	fmt.Fprintf(&md, "for the child `harness sigrecv`, which reads them from a signalfd and takes CLOCK_MONOTONIC as its read(2) returns.\n")
 	fmt.Fprintf(&md, "Latency is that reading minus the sender's, taken just before `kill(2)`. *direct* signals the child itself: the\n")
@@ -49,14 +47,15 @@ func (b *bench) signalLatency() (section, error) {
 		}
 	}()
 	for i, in := range inits {
-		t, err := startSigTarget(in.command(b.self, "sigrecv"))
+		t, err := startSigTarget(in.name, in.command(b.self, "sigrecv"), b.pace)
 		if err != nil {
 			return section{}, fmt.Errorf("%s: %w", in.name, err)
 		}
 		targets[i] = t
 	}
 	time.Sleep(signalSettle)
-	for range signalRounds {
+	for round := range signalRounds {
+		progress("round %d of %d: %d signals to each of %d targets", round+1, signalRounds, signals/signalRounds, len(targets))
 		for i, t := range targets {
 			if err := t.send(signals / signalRounds); err != nil {
 				return section{}, fmt.Errorf("%s: %w", inits[i].name, err)
@@ -87,14 +86,18 @@ func (b *bench) signalLatency() (section, error) {
 
 // sigTarget is a running init (or the bare child) being signalled.
 type sigTarget struct {
+	name  string
 	cmd   *exec.Cmd
 	out   *os.File      // the child's standard output
 	lines *bufio.Reader // on out
 	lat   []time.Duration
+	pace  pace
 }
 
-// startSigTarget starts cmd and waits for its child to be ready.
-func startSigTarget(cmd *exec.Cmd) (*sigTarget, error) {
+// startSigTarget starts cmd, the init called name, and waits for its child
+// to be ready: three starts' worth, the init's, sigrecv's and its
+// re-execution as sigfd.
+func startSigTarget(name string, cmd *exec.Cmd, p pace) (*sigTarget, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -106,9 +109,9 @@ func startSigTarget(cmd *exec.Cmd) (*sigTarget, error) {
 		outR.Close()
 		return nil, err
 	}
-	t := &sigTarget{cmd: cmd, out: outR, lines: bufio.NewReader(outR)}
-	outR.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if err := expect(t.lines, "ready"); err != nil {
+	t := &sigTarget{name: name, cmd: cmd, out: outR, lines: bufio.NewReader(outR), pace: p}
+	d := p.deadline(fmt.Sprintf(`"ready" from harness sigrecv under %s`, name), 3, 0)
+	if err := expect(outR, t.lines, "ready", d, func() string { return name + " " + describeProc(cmd.Process.Pid) }); err != nil {
 		t.close()
 		return nil, err
 	}
@@ -117,6 +120,8 @@ func startSigTarget(cmd *exec.Cmd) (*sigTarget, error) {
 
 // send sends n signals, 1 ms apart, to the target's process: the init, as a
 // container runtime would signal it, or for the floor the child itself.
+// Each is bounded by one start's worth: a forward is less work than a start,
+// and a signal not seen by then is lost.
 func (t *sigTarget) send(n int) error {
 	next := time.Now()
 	for range n {
@@ -126,8 +131,15 @@ func (t *sigTarget) send(n int) error {
 		if err := syscall.Kill(t.cmd.Process.Pid, syscall.SIGUSR1); err != nil {
 			return err
 		}
-		t.out.SetReadDeadline(time.Now().Add(signalLimit))
+		// No message is formatted unless the wait expires: the next
+		// signal is due in a millisecond.
+		d := t.pace.deadline("a SIGUSR1 to reach the child", 1, 0)
+		t.out.SetReadDeadline(d.at())
 		line, err := t.lines.ReadString('\n')
+		if expired(err) {
+			return d.err(fmt.Sprintf("signal %d of %d: the child printed %q; %s %s",
+				len(t.lat)+1, signals, line, t.name, describeProc(t.cmd.Process.Pid)))
+		}
 		if err != nil {
 			return fmt.Errorf("signal %d: %w", len(t.lat)+1, err)
 		}
@@ -142,6 +154,6 @@ func (t *sigTarget) send(n int) error {
 
 // close stops the target.
 func (t *sigTarget) close() {
-	stop(t.cmd)
+	t.pace.stop(t.cmd)
 	t.out.Close()
 }

@@ -68,6 +68,7 @@ func (b *bench) floorBinaries() ([]string, error) {
 		if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(p.source), 0o644); err != nil {
 			return nil, err
 		}
+		progress("building the Go floor: %s", p.name)
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "floor", ".")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
@@ -88,7 +89,6 @@ func (b *bench) size() (section, error) {
 		return section{}, err
 	}
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Binary size\n\n")
 	fmt.Fprintf(&md, "The Go programs are built like `make static`: `CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\"`.\n")
 	fmt.Fprintf(&md, "The floor programs link only packages the contract requires (slog for logs, flag for flags,\n")
 	fmt.Fprintf(&md, "SHA-256 for the content gate, os/signal for `signal.Notify`): no Go program that meets the contract is smaller.\n\n")

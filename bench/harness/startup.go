@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
-// startupRuns is how many times hyperfine runs each command.
-const startupRuns = 300
+const (
+	startupRuns   = 300 // how many times hyperfine runs each command
+	startupWarmup = 20  // and how many times before, unmeasured
+)
 
 // startup times INIT -- /bin/true against /bin/true alone with hyperfine.
 // -N runs each command without a shell, so that a shell's start does not
@@ -29,14 +31,28 @@ func (b *bench) startup() (section, error) {
 		{"catatonit", "catatonit -- /bin/true"},
 	}
 	out := filepath.Join(b.work, "startup.json")
-	args := []string{"-N", "--warmup", "20", "--runs", fmt.Sprint(startupRuns),
+	args := []string{"-N", "--warmup", fmt.Sprint(startupWarmup), "--runs", fmt.Sprint(startupRuns),
 		"--style", "basic", "--export-json", out}
 	for _, r := range rows {
 		args = append(args, "-n", r.name, r.cmd)
 	}
+	// Each run of a command starts at most two programs (an init and
+	// /bin/true), and none costs more than a Go program's start, which
+	// is the section's pace: hyperfine's work is at most twice a start per
+	// run, warm-ups included.
+	d := b.pace.deadline(fmt.Sprintf("hyperfine to run %d commands %d times each", len(rows), startupWarmup+startupRuns),
+		2*len(rows)*(startupWarmup+startupRuns), 0)
 	cmd := exec.Command("hyperfine", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return section{}, fmt.Errorf("hyperfine: %w", err)
+	}
+	timer := time.AfterFunc(d.limit, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	if !timer.Stop() {
+		return section{}, d.err("hyperfine still running, killed (its progress is above)")
+	}
+	if err != nil {
 		return section{}, fmt.Errorf("hyperfine: %w", err)
 	}
 	data, err := os.ReadFile(out)
@@ -59,9 +75,8 @@ func (b *bench) startup() (section, error) {
 	overhead := map[string]time.Duration{}
 
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Startup overhead\n\n")
-	fmt.Fprintf(&md, "Median wall time of %d runs (after 20 warm-up runs) of each command, run without a shell:\n", startupRuns)
-	fmt.Fprintf(&md, "`hyperfine -N --warmup 20 --runs %d '/bin/true' 'INIT -- /bin/true' ...`.\n", startupRuns)
+	fmt.Fprintf(&md, "Median wall time of %d runs (after %d warm-up runs) of each command, run without a shell:\n", startupRuns, startupWarmup)
+	fmt.Fprintf(&md, "`hyperfine -N --warmup %d --runs %d '/bin/true' 'INIT -- /bin/true' ...`.\n", startupWarmup, startupRuns)
 	fmt.Fprintf(&md, "Overhead is the command's median minus the median of `/bin/true` alone.\n\n")
 	fmt.Fprintf(&md, "| command | median | σ | overhead |\n|---|---|---|---|\n")
 	for i, r := range rows {
