@@ -29,6 +29,13 @@
 // -grace to exit before its process group is killed. Manager exits with the
 // program's exit code, or 128+N if signal N killed it.
 //
+// Nothing in manager's own plumbing may hurt the program: its log lines on
+// standard error go through a bounded queue, so that a broken or stalled
+// pipe drops (and counts) them rather than stalling it; files are hashed
+// beside its loop; a fork refused for lack of pids or memory is retried; and
+// every thread it will need is made before the program starts, so that a
+// full pids cgroup cannot crash it.
+//
 // The flags are:
 //
 //	-command PATH
