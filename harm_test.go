@@ -731,3 +731,37 @@ func TestJobControl(t *testing.T) {
 	type_("echo code=$?\n")
 	term.wait(t, `^code=130\r?$`, 10*time.Second)
 }
+
+// TestNprocLimitAtStart is items 9 and 14 at start: when the user's process
+// limit leaves manager its own threads but no room for the child, the start
+// is retried, the Go runtime never needs one more thread (and crashes), and
+// SIGTERM ends manager, never signalling a process group that is not the
+// child's (before a child exists, kill(0) would be manager's own).
+func TestNprocLimitAtStart(t *testing.T) {
+	integration(t)
+	requireProgram(t, "prlimit")
+	const uid = 54321 // a user of this test alone: RLIMIT_NPROC counts all of a user's threads
+	if os.Getuid() != 0 {
+		t.Skipf("running as uid %d needs root; this test runs as uid %d", uid, os.Getuid())
+	}
+	// How many threads manager makes for itself, here.
+	p := startManager(t, runOpts{uid: uid}, "-config=", "--", "/bin/sleep", "60")
+	p.childPid(1)
+	threads := procUsage(t, p.pid()).threads
+	p.signal(syscall.SIGTERM)
+	p.wait(10 * time.Second)
+
+	for range 5 { // the race it once lost, lost most of the time
+		p := startManager(t, runOpts{uid: uid, shell: fmt.Sprintf("prlimit --pid $$ --nproc=%d:%d", threads, threads)},
+			"-config=", "-grace", "1s", "--", "/bin/sleep", "60")
+		p.stderr.waitN(t, 2, `level=WARN msg="cannot start child; retrying" error="resource temporarily unavailable"`, 10*time.Second)
+		p.signal(syscall.SIGTERM)
+		if code := p.wait(10 * time.Second); code != 143 {
+			t.Fatalf("exit code %d, want 143 (SIGTERM before any child ran); log:\n%s", code, p.stderr)
+		}
+		if got := p.stderr.matching(`fatal error|pid=0 `); len(got) > 0 {
+			t.Fatalf("%q; log:\n%s", got, p.stderr)
+		}
+	}
+	t.Logf("manager makes %d threads; under RLIMIT_NPROC %d it retries the child's start and never crashes", threads, threads)
+}

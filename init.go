@@ -134,8 +134,8 @@ type supervisor struct {
 	gaveUp  bool  // killWait passed after SIGKILL: remaining processes are not waited for
 	recheck Timer // armed while waiting for a process group to empty
 
-	retry     Timer         // armed while waiting to retry what lacked resources
-	retryWait time.Duration // the last backoff; zero after a success
+	startRetry retry // starting the child again, after a start that lacked resources
+	workRetry  retry // hashing or checking a change again, after that lacked resources
 
 	poll        Timer           // next look at the watched paths; nil when not watching
 	watch       debouncer       // change detection state
@@ -144,6 +144,8 @@ type supervisor struct {
 	pending     bool            // a change settled that is not acted on yet
 	hashing     bool            // a hash is under way; its result comes to onHashed
 	hashStarted time.Time       // when the hash under way started
+	gen         int             // counts the children started: a hash belongs to the child it was asked for
+	startSnap   []stamp         // the watched paths as the child about to be hashed for started with them
 	unreadable  map[string]bool // watched files reported unreadable, until they are readable
 	checkPid    int             // the running -check; 0 when none
 	checkEnd    Timer           // kills the -check at -grace
@@ -254,8 +256,10 @@ func supervise(cfg *config, log *slog.Logger, sigs *signals) int {
 			s.onRecheck()
 		case <-timerC(s.checkEnd):
 			s.onCheckTimeout()
-		case <-timerC(s.retry):
-			s.onRetry()
+		case <-timerC(s.startRetry.timer):
+			s.onStartRetry()
+		case <-timerC(s.workRetry.timer):
+			s.onWorkRetry()
 		case <-timerC(s.delay):
 			s.onDelayEnd()
 		case <-timerC(s.backoff):
@@ -324,16 +328,23 @@ func (s *supervisor) begin(foreground bool) bool {
 	}
 	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []int{stdin, -1, -1},
 		relay: s.relayCheckOutput, relayFor: s.cfg.grace + killWait}
-	if len(s.cfg.configs) > 0 {
-		s.watch = newDebouncer(s.cfg.debounce, snapshot(s.fsys, s.cfg.configs))
-		s.warnMissing()
-		s.warnMounts(s.cfg.configs)
-		s.poll = s.clock.NewTimer(s.cfg.poll)
-		s.requestHash(baseline)
-	} else {
+	if len(s.cfg.configs) == 0 {
 		s.running = content{} // nothing to compare: a requested restart needs no hash
+		return s.startChild()
 	}
-	return s.startChild()
+	// The snapshot comes before the child, so that a change between the
+	// two shows as one; the hash of what the child started with after it,
+	// so that a huge file does not delay its start.
+	s.startSnap = snapshot(s.fsys, s.cfg.configs)
+	s.watch = newDebouncer(s.cfg.debounce, s.startSnap)
+	s.warnMissing()
+	s.warnMounts(s.cfg.configs)
+	s.poll = s.clock.NewTimer(s.cfg.poll)
+	if !s.startChild() {
+		return false
+	}
+	s.idle()
+	return true
 }
 
 // warnMissing names the watched paths that cannot be seen at start: missing,
@@ -373,17 +384,23 @@ func (s *supervisor) warnMounts(paths []string) {
 // the supervisor then being done with the shell's exit code for it. A start
 // refused for lack of resources (a full pids cgroup: EAGAIN) is retried.
 func (s *supervisor) startChild() bool {
+	if s.running == nil && len(s.cfg.configs) > 0 {
+		// What the child will read is hashed once it runs: the files
+		// must still look as they do now, before it starts.
+		s.startSnap = snapshot(s.fsys, s.cfg.configs)
+	}
 	pid, err := s.sys.start(s.child)
 	if err != nil {
 		if startLacksResources(err) {
 			s.phase, s.pid = restarting, 0
-			s.retryLater("cannot start child", err)
+			s.retryLater(&s.startRetry, "cannot start child", err)
 			return true
 		}
 		s.failStart(err)
 		return false
 	}
-	s.retryWait = 0
+	s.startRetry.wait = 0
+	s.gen++
 	s.pid, s.pgid, s.phase, s.started = pid, pid, running, s.clock.Now()
 	s.killed, s.gaveUp = false, false
 	s.log.Info("child started", "pid", pid, "command", s.child.path)
@@ -401,23 +418,30 @@ func (s *supervisor) failStart(err error) {
 	s.log.Error("exiting", attrs...)
 }
 
-// retryLater arms the retry timer with the next backoff: 100 ms, doubling up
-// to 5 s, reset by a success.
-func (s *supervisor) retryLater(what string, err error) {
-	s.retryWait = min(max(2*s.retryWait, retryFirst), retryMax)
-	s.log.Warn(what+"; retrying", "error", err, "delay", s.retryWait)
-	stopTimer(&s.retry)
-	s.retry = s.clock.NewTimer(s.retryWait)
+// retry is the timer of something to try again after it lacked resources,
+// with its backoff: 100 ms, doubling up to 5 s, reset by a success.
+type retry struct {
+	timer Timer         // armed while waiting; nil otherwise
+	wait  time.Duration // the last backoff; zero after a success
 }
 
-// onRetry tries again what lacked resources: starting the child, or acting
-// on a change (hashing it, or starting its check).
-func (s *supervisor) onRetry() {
-	s.retry = nil
-	if s.phase == restarting && s.pid == 0 {
-		s.settle()
-		return
-	}
+// retryLater arms r with its next backoff.
+func (s *supervisor) retryLater(r *retry, what string, err error) {
+	r.wait = min(max(2*r.wait, retryFirst), retryMax)
+	s.log.Warn(what+"; retrying", "error", err, "delay", r.wait)
+	stopTimer(&r.timer)
+	r.timer = s.clock.NewTimer(r.wait)
+}
+
+// onStartRetry tries again to start the child.
+func (s *supervisor) onStartRetry() {
+	s.startRetry.timer = nil
+	s.settle()
+}
+
+// onWorkRetry tries again to act on a change: to hash it, or to check it.
+func (s *supervisor) onWorkRetry() {
+	s.workRetry.timer = nil
 	s.idle()
 }
 
@@ -493,8 +517,12 @@ func (s *supervisor) onDelayEnd() {
 // not the files changed, and also with -reload-signal: on demand means a
 // fresh process.
 func (s *supervisor) onRestartSignal(sig syscall.Signal) {
-	if s.phase == stopping || s.delay != nil {
+	switch {
+	case s.phase == stopping || s.delay != nil:
 		s.log.Info("restart requested; ignored while stopping", "signal", signalName(sig))
+		return
+	case s.phase == restarting:
+		s.log.Info("restart requested; a new child is on its way already", "signal", signalName(sig))
 		return
 	}
 	s.log.Info("restart requested", "signal", signalName(sig))
@@ -591,7 +619,8 @@ func (s *supervisor) beginExit() {
 	s.pending = false
 	s.forceRestart = false
 	stopTimer(&s.poll)
-	stopTimer(&s.retry)
+	stopTimer(&s.startRetry.timer)
+	stopTimer(&s.workRetry.timer)
 	stopTimer(&s.delay)
 	stopTimer(&s.backoff)
 	s.cancelCheck()
@@ -610,6 +639,7 @@ func (s *supervisor) armGrace() {
 func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 	attrs := append([]any{"pid", s.pid}, describeStatus(ws)...)
 	s.pid = 0
+	s.gen++ // a hash under way was for this child
 	s.stoppedJob = false
 	s.code = exitCode(ws)
 	if s.cfg.remap[s.code] {
@@ -657,9 +687,10 @@ func (s *supervisor) restartAfterExit(ws syscall.WaitStatus, attrs []any) bool {
 	s.crashWait = min(max(2*s.crashWait, crashFirst), crashMax)
 	s.log.Info("child exited; restarting", append(attrs, "delay", s.crashWait, "restart", s.crashes)...)
 	s.phase = restarting
-	s.pending = false
+	s.pending, s.forceRestart = false, false // the next child reads the files as they are then
+	s.cancelCheck()
 	if len(s.cfg.configs) > 0 {
-		s.running = nil // the next child reads the files as they are then
+		s.running = nil
 	}
 	s.backoff = s.clock.NewTimer(s.crashWait)
 	return true
@@ -718,14 +749,15 @@ func (s *supervisor) leftoverTarget() int {
 	if s.pid1 && s.phase == stopping {
 		return -1
 	}
-	return -s.pgid
+	return -s.pgid // 0 when no child ever started: no target, never kill(0), manager's own group
 }
 
 // leftoversRemain reports whether any leftover exists. Only ESRCH means
 // none: EPERM means some exist that manager may not signal (a setuid
 // helper), and they are waited for, up to the grace period and killWait.
 func (s *supervisor) leftoversRemain() bool {
-	return !s.gaveUp && s.sys.kill(s.leftoverTarget(), 0) != syscall.ESRCH
+	target := s.leftoverTarget()
+	return target != 0 && !s.gaveUp && s.sys.kill(target, 0) != syscall.ESRCH
 }
 
 // signalLeftovers sends sig to the leftovers, unless they were already sent
@@ -745,7 +777,7 @@ func (s *supervisor) signalLeftovers(sig syscall.Signal) bool {
 // settle moves on once the child and its leftovers are gone: to a new child
 // when restarting, or to the exit. Until then it keeps re-examining.
 func (s *supervisor) settle() {
-	if s.phase == running || s.done || s.phase == restarting && s.pid == 0 && (s.retry != nil || s.backoff != nil) {
+	if s.phase == running || s.done || s.phase == restarting && s.pid == 0 && (s.startRetry.timer != nil || s.backoff != nil) {
 		return
 	}
 	if s.pid != 0 {
@@ -837,21 +869,26 @@ func prepareRuntime() {
 
 // reserveThreads makes the runtime create n threads: n goroutines lock
 // themselves to a thread each and wait until all have, which the runtime
-// can only serve with n threads, then return them to its idle pool.
+// can only serve with n threads, then return them to its idle pool. It
+// returns once they are all back: a thread the runtime needed right after
+// would otherwise find none idle yet, and make one more.
 func reserveThreads(n int) {
-	var all sync.WaitGroup
+	var locked, unlocked sync.WaitGroup
 	release := make(chan struct{})
-	all.Add(n)
+	locked.Add(n)
+	unlocked.Add(n)
 	for range n {
 		go func() {
 			runtime.LockOSThread()
-			all.Done()
+			locked.Done()
 			<-release
 			runtime.UnlockOSThread()
+			unlocked.Done()
 		}()
 	}
-	all.Wait()
+	locked.Wait()
 	close(release)
+	unlocked.Wait()
 }
 
 // onPoll looks at the watched paths and acts once a change has settled.
@@ -879,7 +916,7 @@ func (s *supervisor) onPoll() {
 // idle acts on a pending change if nothing else is under way: changes that
 // settle during a hash, a check or a restart cause one more action after it.
 func (s *supervisor) idle() {
-	if s.phase != running || s.checkPid != 0 || s.hashing || s.retry != nil || s.delay != nil {
+	if s.phase != running || s.checkPid != 0 || s.hashing || s.workRetry.timer != nil || s.delay != nil {
 		return
 	}
 	if s.running == nil {
@@ -913,7 +950,9 @@ const (
 type hashJob struct {
 	paths   []string
 	purpose hashPurpose
-	before  []stamp // the snapshot the loop acts on: what the contents must match
+	before  []stamp         // the snapshot the loop acts on: what the contents must match
+	busy    map[string]bool // entries that may change meanwhile without making the hash unstable
+	gen     int             // the child it was asked for
 }
 
 // hashResult is a hashJob's answer.
@@ -930,16 +969,21 @@ type hashResult struct {
 func (s *supervisor) requestHash(p hashPurpose) {
 	s.hashing, s.hashStarted = true, s.clock.Now()
 	s.log.Debug("hashing config", "purpose", p)
-	s.hash(hashJob{paths: s.cfg.configs, purpose: p, before: s.watch.last})
+	before := s.watch.last
+	if p == baseline {
+		before = s.startSnap
+	}
+	s.hash(hashJob{paths: s.cfg.configs, purpose: p, before: before, busy: s.watch.busyNow(), gen: s.gen})
 }
 
 // hashNow does a hashJob. The paths are stat'ed again after hashing: if
 // they differ from the snapshot the loop took (when it started the child,
 // or saw the change settle), the content read may be newer than that, or
-// half old, half new.
+// half old, half new. Busy entries do not count: they change all the time,
+// and waiting for them to hold still is what busy means not to do.
 func hashNow(fsys fileSystem, job hashJob) hashResult {
 	sums, bad, err := contents(fsys, job.paths)
-	return hashResult{job: job, sums: sums, bad: bad, err: err, stable: sameFiles(job.before, snapshot(fsys, job.paths))}
+	return hashResult{job: job, sums: sums, bad: bad, err: err, stable: sameFiles(job.before, snapshot(fsys, job.paths), job.busy)}
 }
 
 // onHashed takes a hash's result: the content the child runs with, or a
@@ -947,14 +991,22 @@ func hashNow(fsys fileSystem, job hashJob) hashResult {
 func (s *supervisor) onHashed(r hashResult) {
 	s.hashing = false
 	s.log.Debug("config hashed", "purpose", r.job.purpose, "took", s.clock.Now().Sub(s.hashStarted).Round(time.Millisecond))
-	if s.phase == stopping {
+	switch {
+	case s.phase == stopping:
+		return
+	case r.job.gen != s.gen:
+		// Asked for a child that has since been replaced: what the new
+		// one runs with is hashed anew, then the change if any.
+		s.pending = s.pending || r.job.purpose == change
+		s.idle()
 		return
 	}
 	if r.err != nil {
 		s.pending = true
-		s.retryLater("cannot read config", r.err)
+		s.retryLater(&s.workRetry, "cannot read config", r.err)
 		return
 	}
+	s.workRetry.wait = 0
 	s.noteUnreadable(r.bad)
 	if r.job.purpose == baseline {
 		s.running = r.sums
@@ -966,8 +1018,8 @@ func (s *supervisor) onHashed(r hashResult) {
 		s.idle()
 		return
 	}
-	if s.phase != running {
-		s.pending = true // a restart is under way: one more action after it
+	if s.phase != running || s.delay != nil {
+		s.pending = s.phase == restarting // a restart is under way: one more action after it
 		return
 	}
 	if !r.stable {
@@ -1018,14 +1070,14 @@ func (s *supervisor) startCheck() {
 	case err != nil && startLacksResources(err):
 		s.candidate = nil
 		s.pending = true
-		s.retryLater("cannot start check", err)
+		s.retryLater(&s.workRetry, "cannot start check", err)
 		return
 	case err != nil:
 		s.log.Warn("check failed; keeping the running child", "command", strings.Join(s.cfg.check, " "), "error", err)
 		s.candidate, s.forceRestart = nil, false
 		return
 	}
-	s.retryWait = 0
+	s.workRetry.wait = 0
 	s.checkPid = pid
 	s.checkEnd = s.clock.NewTimer(s.cfg.grace)
 	s.log.Debug("check started", "pid", pid)
@@ -1044,7 +1096,8 @@ func (s *supervisor) onCheckExit(ws syscall.WaitStatus) {
 	s.checkPid = 0
 	stopTimer(&s.checkEnd)
 	if s.phase != running || s.candidate == nil {
-		return // abandoned: the child is going away
+		s.idle() // abandoned: it was for a child that is going away, or gone
+		return
 	}
 	if ws.Exited() && ws.ExitStatus() == 0 {
 		s.log.Info("check passed")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,6 +113,9 @@ func (k *fakeKernel) kill(pid int, sig syscall.Signal) error {
 	}
 	if sig != 0 {
 		k.kills = append(k.kills, sent{pid, sig})
+	}
+	if pid == 0 {
+		return nil // manager's own process group, which always exists
 	}
 	for p, g := range k.pgid {
 		if pid == p || pid == -1 || pid == -g {
@@ -1369,12 +1373,12 @@ func TestStartRetried(t *testing.T) {
 	h.reap()
 	var waits []time.Duration
 	for range 8 {
-		if h.s.retry == nil {
+		if h.s.startRetry.timer == nil {
 			t.Fatalf("no retry armed; log:\n%s", h.logs.String())
 		}
-		waits = append(waits, h.s.retry.(*fakeTimer).when.Sub(h.clock.now))
-		h.clock.expire(t, h.s.retry)
-		h.s.onRetry()
+		waits = append(waits, h.s.startRetry.timer.(*fakeTimer).when.Sub(h.clock.now))
+		h.clock.expire(t, h.s.startRetry.timer)
+		h.s.onStartRetry()
 	}
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
 		1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second}
@@ -1383,11 +1387,11 @@ func TestStartRetried(t *testing.T) {
 	}
 	h.wantLog("level=WARN", "cannot start child; retrying", "resource temporarily unavailable")
 	h.k.startErr = nil
-	h.clock.expire(t, h.s.retry)
-	h.s.onRetry()
+	h.clock.expire(t, h.s.startRetry.timer)
+	h.s.onStartRetry()
 	h.wantRunning()
-	if h.s.retryWait != 0 {
-		t.Errorf("backoff %v after a success, want it reset", h.s.retryWait)
+	if h.s.startRetry.wait != 0 {
+		t.Errorf("backoff %v after a success, want it reset", h.s.startRetry.wait)
 	}
 }
 
@@ -1403,4 +1407,167 @@ func TestUnkillableChildIsGivenUp(t *testing.T) {
 	h.wantDone(137)
 	h.wantLog("level=WARN", "signal not sent", "operation not permitted")
 	h.wantLog("level=ERROR", "child cannot be killed")
+}
+
+func TestFirstStartRetried(t *testing.T) {
+	cfg, err := parseArgs([]string{"-config=", "-grace", "2s", "/bin/true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, clock: newFakeClock(), k: newFakeKernel()}
+	log := slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.s = newSupervisor(cfg, log, h.clock, h.k, osFS{}, false)
+	h.k.startErr = syscall.EAGAIN
+	if !h.s.begin(false) {
+		t.Fatalf("begin gave up on EAGAIN; log:\n%s", h.logs.String())
+	}
+	h.clock.expire(t, h.s.startRetry.timer)
+	h.s.onStartRetry() // still refused
+	h.k.startErr = nil
+	h.clock.expire(t, h.s.startRetry.timer)
+	h.s.onStartRetry()
+	h.wantRunning()
+	h.wantKills() // never kill(0, …): no child had a group yet
+
+	t.Run("TERM before any child started", func(t *testing.T) {
+		h := &harness{t: t, clock: newFakeClock(), k: newFakeKernel()}
+		h.s = newSupervisor(cfg, slog.New(slog.NewTextHandler(&h.logs, nil)), h.clock, h.k, osFS{}, false)
+		h.k.startErr = syscall.EAGAIN
+		h.s.begin(false)
+		h.s.onSignal(syscall.SIGTERM)
+		h.wantDone(143)
+		h.wantKills()
+	})
+}
+
+func TestNoChangeDuringStopDelay(t *testing.T) {
+	// A change whose hash is under way when the stop delay begins.
+	h, conf := watchHarness(t, "-stop-delay", "30s")
+	pid := h.s.pid
+	writeFile(t, conf, "b")
+	for len(h.hashes) == 0 {
+		h.clock.expire(t, h.s.poll)
+		h.s.onPoll()
+	}
+	h.s.onSignal(syscall.SIGTERM)
+	h.deliver()
+	h.wantKills()
+	if h.s.phase != running || h.s.pid != pid {
+		t.Errorf("phase %v, pid %d → %d: the change was acted on during the stop delay", h.s.phase, pid, h.s.pid)
+	}
+}
+
+func TestBusyEntryNeverStarves(t *testing.T) {
+	// A state file rewritten every 300 ms, also while a real change beside
+	// it is hashed: the hash must not be thrown away for it.
+	dir := t.TempDir()
+	conf, state := filepath.Join(dir, "a.conf"), filepath.Join(dir, "state")
+	writeFile(t, conf, "a")
+	writeFile(t, state, "0")
+	h := newHarness(t, false, "-config", dir, "-poll", "100ms", "-debounce", "500ms", "/bin/true")
+	n := 0
+	bump := func() { n++; writeFile(t, state, strconv.Itoa(n)) }
+	hash := h.s.hash
+	h.s.hash = func(job hashJob) {
+		bump() // rewritten while the hash reads
+		hash(job)
+	}
+	for i := range 150 { // 15 s: busy after 10
+		if i%3 == 0 {
+			bump()
+		}
+		h.polls(1)
+	}
+	h.wantLog("config busy", state)
+	h.k.takeKills()
+	writeFile(t, conf, "b")
+	for i := range 30 {
+		if i%3 == 0 {
+			bump()
+		}
+		h.polls(1)
+	}
+	h.wantKills(sent{h.s.pid, syscall.SIGTERM}, sent{h.s.pid, syscall.SIGCONT})
+}
+
+func TestHashBelongsToItsChild(t *testing.T) {
+	t.Run("a baseline that lands after its child exited", func(t *testing.T) {
+		h, conf := watchHarness(t, "-restart", "always")
+		h.k.exit(h.s.pid, exited(1))
+		h.reap()
+		h.clock.expire(t, h.s.backoff)
+		h.s.onBackoff() // child 2: what it runs with is being hashed
+		if len(h.hashes) != 1 {
+			t.Fatalf("%d hashes under way, want 1", len(h.hashes))
+		}
+		h.k.exit(h.s.pid, exited(1)) // child 2 exits before the hash lands
+		h.s.reap()
+		h.deliver()
+		writeFile(t, conf, "b") // changed during the backoff
+		h.clock.expire(t, h.s.backoff)
+		h.s.onBackoff() // child 3 starts with b
+		third := h.s.pid
+		h.deliver()
+		h.polls(20)
+		h.wantKills()
+		if h.s.pid != third {
+			t.Errorf("child 3, started with b, was restarted for b")
+		}
+	})
+	t.Run("a check begun for an exited child", func(t *testing.T) {
+		h, conf := watchHarness(t, "-restart", "always", "-restart-signal", "USR2", "-check", "/bin/sh")
+		h.s.onSignal(syscall.SIGUSR2)
+		h.deliver()
+		check := h.s.checkPid
+		h.k.exit(h.s.pid, exited(1)) // the child exits while its check runs
+		h.reap()
+		h.wantKills(sent{-check, syscall.SIGKILL})
+		h.clock.expire(t, h.s.backoff)
+		h.s.onBackoff()
+		h.deliver()
+		fresh := h.s.pid
+		h.k.exit(check, exited(0)) // the check passes, too late
+		h.reap()
+		future := time.Now().Add(time.Hour)
+		os.Chtimes(conf, future, future) // a touch: the same bytes
+		h.polls(20)
+		if h.s.phase != running || h.s.pid != fresh || h.s.checkPid != 0 {
+			t.Errorf("the fresh child %d was acted on (pid %d, phase %v, check %d) for its predecessor's restart request",
+				fresh, h.s.pid, h.s.phase, h.s.checkPid)
+		}
+	})
+	t.Run("a restart requested while one is on its way", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-restart", "always", "-restart-signal", "USR2", "/bin/true")
+		h.k.exit(h.s.pid, exited(1))
+		h.reap()
+		h.s.onSignal(syscall.SIGUSR2)
+		h.clock.expire(t, h.s.backoff)
+		h.s.onBackoff()
+		h.deliver()
+		h.wantKills()
+		h.wantRunning()
+	})
+}
+
+func TestRetriesAreSeparate(t *testing.T) {
+	// A hash retry (no descriptors) must not hold back a child's start.
+	h, conf := watchHarness(t, "-restart", "always")
+	hash := h.s.hash
+	h.s.hash = func(job hashJob) {
+		hash(job)
+		h.hashes[len(h.hashes)-1].err = syscall.EMFILE
+	}
+	writeFile(t, conf, "b")
+	h.polls(10)
+	if h.s.workRetry.timer == nil {
+		t.Fatalf("no retry after a hash without descriptors; log:\n%s", h.logs.String())
+	}
+	h.k.exit(h.s.pid, exited(1))
+	h.reap()
+	h.clock.expire(t, h.s.backoff)
+	h.s.onBackoff()
+	h.wantRunning()
+	if h.starts() != 2 {
+		t.Errorf("starts = %d, want the restart despite the hash retry", h.starts())
+	}
 }

@@ -655,10 +655,13 @@ const (
 	flushWait = time.Second // how long manager's last lines may hold its exit
 )
 
-// newLogWriter starts the writer of fd.
+// newLogWriter starts the writer of fd, and returns once its thread is
+// ready: made now, while threads can be made, and with its signals blocked.
 func newLogWriter(fd int) *logWriter {
 	w := &logWriter{fd: fd, queue: make(chan logEntry, logQueue)}
-	go w.run()
+	ready := make(chan struct{})
+	go w.run(ready)
+	<-ready
 	return w
 }
 
@@ -680,9 +683,10 @@ func (w *logWriter) Write(p []byte) (int, error) {
 // group with "stty tostop" raises SIGTTOU, which manager catches, so the
 // write would be restarted forever; the kernel lets it through when the
 // writing thread blocks SIGTTOU.
-func (w *logWriter) run() {
+func (w *logWriter) run(ready chan<- struct{}) {
 	runtime.LockOSThread() // never unlocked: the mask belongs to this thread
 	blockThreadSignals(syscall.SIGPIPE, syscall.SIGTTOU)
+	close(ready)
 	for e := range w.queue {
 		if e.done != nil {
 			close(e.done)

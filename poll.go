@@ -227,11 +227,14 @@ func snapshot(fsys fileSystem, paths []string) []stamp {
 	return out
 }
 
-// sameFiles reports whether two snapshots show the same files, whatever
-// their racy marks: the marks depend on when a snapshot was taken, not on
-// the files.
-func sameFiles(a, b []stamp) bool {
-	return slices.EqualFunc(a, b, func(x, y stamp) bool {
+// sameFiles reports whether two snapshots show the same files, except
+// those in ignore, whatever their racy marks: the marks depend on when a
+// snapshot was taken, not on the files.
+func sameFiles(a, b []stamp, ignore map[string]bool) bool {
+	kept := func(st []stamp) []stamp {
+		return slices.DeleteFunc(slices.Clone(st), func(x stamp) bool { return ignore[x.path] })
+	}
+	return slices.EqualFunc(kept(a), kept(b), func(x, y stamp) bool {
 		x.fp.racy, y.fp.racy = false, false
 		return x == y
 	})
@@ -339,6 +342,17 @@ func (d *debouncer) observe(now time.Time, snap []stamp) observation {
 		}
 	}
 	return o
+}
+
+// busyNow returns the entries that are busy now.
+func (d *debouncer) busyNow() map[string]bool {
+	out := map[string]bool{}
+	for p, a := range d.runs {
+		if a.busy {
+			out[p] = true
+		}
+	}
+	return out
 }
 
 // changedStamps returns the paths whose stamps differ between two snapshots,

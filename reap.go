@@ -77,12 +77,16 @@ func launch(spec procSpec) (int, error) {
 	return r.pid, r.err
 }
 
-// startLauncher starts the launcher goroutine, once.
+// startLauncher starts the launcher goroutine, once, and returns when its
+// thread is its own.
 func startLauncher() {
 	launchOnce.Do(func() {
 		launchReqs = make(chan launchReq)
+		locked := make(chan struct{})
+		defer func() { <-locked }()
 		go func() {
 			runtime.LockOSThread() // never unlocked: this goroutine never returns
+			close(locked)
 			for r := range launchReqs {
 				pid, err := startRelayed(r.spec)
 				r.reply <- launchResult{pid, err}
