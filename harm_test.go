@@ -162,8 +162,40 @@ func bashOnTerminal(t *testing.T, args ...string) (*os.File, *lines) {
 		t.Fatal(err)
 	}
 	pts.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		// Jobs have process groups of their own: kill the whole session,
+		// lest a job the test left stopped outlive it.
+		for _, pid := range sessionProcs(cmd.Process.Pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		cmd.Wait()
+	})
 	return ptm, readLines(ptm)
+}
+
+// sessionProcs lists the processes of session sid.
+func sessionProcs(sid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if s, err := getsid(pid); err == nil && s == sid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// getsid is getsid(2).
+func getsid(pid int) (int, error) {
+	sid, _, e := syscall.RawSyscall(syscall.SYS_GETSID, uintptr(pid), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(sid), nil
 }
 
 // requireProgram skips t if name is not installed.
