@@ -22,7 +22,7 @@ import (
 func integration(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("integration test: skipped with -short (make test runs it in its second pass)")
+		recordSkip(t, "integration test: skipped with -short (make test runs it in its second pass)")
 	}
 }
 
@@ -369,7 +369,7 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 	t.Helper()
 	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
+		skipTest(t, "no pseudo-terminals here: %v", err)
 	}
 	t.Cleanup(func() { ptm.Close() })
 	var unlock int32

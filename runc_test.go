@@ -184,7 +184,7 @@ func requireRunc(t *testing.T) *runcEnv {
 	runcOnce.Do(func() { runcSkip, runcErr = probeRunc(manager, helper) })
 	if runcErr != nil {
 		if runcSkip {
-			t.Skip(runcErr)
+			skipTest(t, "%v", runcErr)
 		}
 		t.Fatal(runcErr)
 	}
