@@ -95,6 +95,11 @@ func runHelper(args []string) int {
 		cwd, _ := os.Getwd()
 		fmt.Printf("FLUSH_TEST_VAR=%s\ncwd=%s\nsigign=%s\nsigblk=%s\n", os.Getenv("FLUSH_TEST_VAR"), cwd,
 			statusField("self", "SigIgn"), statusField("self", "SigBlk"))
+		for _, kv := range os.Environ() { // manager's own configuration
+			if strings.HasPrefix(kv, "MANAGER_") {
+				fmt.Println(kv)
+			}
+		}
 		return 0
 	case "id":
 		fmt.Printf("ready pid=%d uid=%d gid=%d\n", os.Getpid(), os.Getuid(), os.Getgid())

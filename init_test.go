@@ -297,8 +297,8 @@ func TestParseArgsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown flag", []string{"-frobnicate"}, "flag provided but not defined: -frobnicate"},
-		{"missing value", []string{"-grace"}, "flag needs an argument: -grace"},
+		{"unknown flag", []string{"-frobnicate"}, "flag provided but not defined: -frobnicate (manager -h lists the flags)"},
+		{"missing value", []string{"-grace"}, "flag needs an argument: -grace (manager -h lists the flags)"},
 		{"empty command", []string{"-command", ""}, `-command "": empty command`},
 		{"empty positional", []string{"--", ""}, `command "": empty command`},
 		{"poll not a duration", []string{"-poll", "often"}, `-poll "often": invalid duration`},
@@ -317,7 +317,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"log format", []string{"-log-format", "xml"}, `-log-format "xml": want text or json`},
 		{"log level", []string{"-log-level", "trace"}, `-log-level "trace": want debug, info, warn or error`},
 		{"log level offset", []string{"-log-level", "info+2"}, `-log-level "info+2": want debug, info, warn or error`},
-		{"bool with value", []string{"-group=maybe"}, `invalid boolean value "maybe" for -group: parse error`},
+		{"bool with value", []string{"-group=maybe"}, `invalid boolean value "maybe" for -group: parse error (manager -h lists the flags)`},
 		{"check without grace", []string{"-grace", "0s", "-check", "/bin/true"}, `-grace "0s": -check is killed after -grace, so it needs more than 0`},
 	}
 	for _, tc := range tests {

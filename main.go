@@ -45,6 +45,21 @@
 //	-grace DURATION
 //		How long a stopping program has before its process group is sent
 //		SIGKILL (default 10s).
+//	-stop-delay DURATION
+//		On the first SIGTERM or SIGINT, keep the program running (and
+//		receiving every other signal) this long before stopping it, so that
+//		a load balancer stops sending it traffic first (default 0). A second
+//		SIGTERM or SIGINT ends the delay at once.
+//	-restart-signal SIG
+//		SIG sent to manager is not forwarded: it restarts the program as a
+//		configuration change would (through -check), whether or not the
+//		files changed. It must be a signal manager would otherwise forward.
+//	-restart no|on-failure[:N]|always[:N]
+//		Restart the program when it exits by itself: on-failure after a
+//		non-zero exit or a death by signal, always after any exit. Restarts
+//		back off from 1s to 30s; with N, manager gives up after N restarts
+//		in a row and exits with the last code (default no: the program's
+//		exit is manager's exit).
 //	-group
 //		Forward signals to the program's process group, not the program alone.
 //	-remap-exit N
@@ -58,6 +73,18 @@
 //
 // Signals are named with or without SIG, in any case, or by number: HUP,
 // SIGHUP and 1 are the same. An invalid flag exits 2 with one line naming it.
+// Nonsense is invalid too: a -poll under 10ms, a -reload-signal that cannot
+// be caught, -stop-signal STOP.
+//
+// Every flag but -version can also be given as an environment variable,
+// MANAGER_ and the flag's name in upper case with _ for -: MANAGER_GRACE=5s
+// is -grace 5s. MANAGER_CONFIG is a list separated by colons (set but empty,
+// it watches nothing), MANAGER_REMAP_EXIT one separated by commas. A flag on
+// the command line wins over its variable; any other variable set to the
+// empty string counts as unset. An invalid value exits 2 with one line
+// naming the variable. The variables stay in the program's environment.
+// This is how manager is configured where it is started without flags, as
+// by docker run --init --init-path and podman run --init --init-path.
 //
 // Example, as a container's entry point:
 //
@@ -139,8 +166,40 @@ type config struct {
 	group        bool
 	remap        map[int]bool // exit codes reported as 0
 
+	stopDelay     time.Duration  // -stop-delay; 0 means none
+	restartSignal syscall.Signal // -restart-signal; 0 means none
+	restartMode   restartMode    // -restart; the zero value restartNo
+	restartMax    int            // N of on-failure:N or always:N; 0 means no limit
+
 	logFormat string
 	logLevel  slog.Level
+}
+
+// restartMode says which exits of a child that ends by itself are followed
+// by a new child (-restart).
+type restartMode int
+
+const (
+	// restartNo makes the child's exit manager's exit: the default.
+	restartNo restartMode = iota
+	// restartOnFailure restarts a child that exited non-zero or was killed
+	// by a signal.
+	restartOnFailure
+	// restartAlways restarts a child however it ended, exit 0 included.
+	restartAlways
+)
+
+// String names the mode as -restart spells it.
+func (m restartMode) String() string {
+	switch m {
+	case restartNo:
+		return "no"
+	case restartOnFailure:
+		return "on-failure"
+	case restartAlways:
+		return "always"
+	}
+	return "restartMode(" + strconv.Itoa(int(m)) + ")"
 }
 
 // listFlag collects the values of a repeatable flag.
@@ -160,44 +219,73 @@ func (l *listFlag) Set(v string) error {
 // errVersion and flag.ErrHelp are the two successful early exits of parseArgs.
 var errVersion = errors.New("version requested")
 
-// parseArgs turns the command line (without the program name) into a config.
-// Flags are first collected as plain strings and then validated here, so that
-// every error reads the same way: the flag, the value and what is wrong.
+// minPoll is the shortest -poll: below it, looking at the watched paths
+// becomes a busy loop that takes a core from the program.
+const minPoll = 10 * time.Millisecond
+
+// parseArgs turns the command line (without the program name) into a
+// config, as if no MANAGER_ variable were set: tests stay independent of the
+// environment they run in.
 func parseArgs(args []string) (*config, error) {
+	return parseConfig(args, noEnvironment)
+}
+
+// noEnvironment is a lookupEnv in which no variable is set.
+func noEnvironment(string) (string, bool) { return "", false }
+
+// parseConfig turns the command line (without the program name) and the
+// MANAGER_ variables that lookupEnv finds into a config. Flags are first
+// collected as plain strings and then validated here, so that every error
+// reads the same way: the flag or variable, the value and what is wrong.
+func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config, error) {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		command      = fs.String("command", "", "")
-		poll         = fs.String("poll", "1s", "")
-		debounce     = fs.String("debounce", "1s", "")
-		reloadSignal = fs.String("reload-signal", "", "")
-		check        = fs.String("check", "", "")
-		stopSignal   = fs.String("stop-signal", "TERM", "")
-		grace        = fs.String("grace", "10s", "")
-		group        = fs.Bool("group", false, "")
-		logFormat    = fs.String("log-format", "text", "")
-		logLevel     = fs.String("log-level", "info", "")
-		showVersion  = fs.Bool("version", false, "")
-		configs      listFlag
-		remaps       listFlag
+		command       = fs.String("command", "", "")
+		poll          = fs.String("poll", "1s", "")
+		debounce      = fs.String("debounce", "1s", "")
+		reloadSignal  = fs.String("reload-signal", "", "")
+		check         = fs.String("check", "", "")
+		stopSignal    = fs.String("stop-signal", "TERM", "")
+		grace         = fs.String("grace", "10s", "")
+		stopDelay     = fs.String("stop-delay", "0s", "")
+		restartSignal = fs.String("restart-signal", "", "")
+		restart       = fs.String("restart", "no", "")
+		group         = fs.Bool("group", false, "")
+		logFormat     = fs.String("log-format", "text", "")
+		logLevel      = fs.String("log-level", "info", "")
+		showVersion   = fs.Bool("version", false, "")
+		configs       listFlag
+		remaps        listFlag
 	)
 	fs.Var(&configs, "config", "")
 	fs.Var(&remaps, "remap-exit", "")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, flagError(err, args, fs.Args())
 	}
 	if *showVersion {
 		return nil, errVersion
 	}
-	explicit := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	source, err := applyEnvironment(fs, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	// name is how an error names where a flag's value came from.
+	name := func(flag string) string {
+		if s := source[flag]; s != "" {
+			return s
+		}
+		return "-" + flag
+	}
 
-	c := &config{group: *group, stopExplicit: explicit["stop-signal"], remap: map[int]bool{}}
-	var err error
+	c := &config{group: *group, stopExplicit: source["stop-signal"] != "", remap: map[int]bool{}}
 	switch {
-	case explicit["command"] && *command == "":
+	case source["command"] != "" && *command == "":
 		return nil, errors.New(`-command "": empty command`)
-	case explicit["command"]:
+	case source["command"] != "":
 		c.argv = append([]string{*command}, fs.Args()...)
 	case fs.NArg() > 0:
 		c.argv = fs.Args()
@@ -217,43 +305,67 @@ func parseArgs(args []string) (*config, error) {
 			}
 		}
 	}
-	if c.poll, err = parseDuration("poll", *poll, false); err != nil {
+	if c.poll, err = parseDuration(name("poll"), *poll, false); err != nil {
 		return nil, err
 	}
-	if c.debounce, err = parseDuration("debounce", *debounce, true); err != nil {
+	if c.poll < minPoll {
+		return nil, fmt.Errorf("%s %q: under %v, polling is a busy loop", name("poll"), *poll, minPoll)
+	}
+	if c.debounce, err = parseDuration(name("debounce"), *debounce, true); err != nil {
 		return nil, err
 	}
-	if c.grace, err = parseDuration("grace", *grace, true); err != nil {
+	if c.grace, err = parseDuration(name("grace"), *grace, true); err != nil {
+		return nil, err
+	}
+	if c.stopDelay, err = parseDuration(name("stop-delay"), *stopDelay, true); err != nil {
 		return nil, err
 	}
 	if *reloadSignal != "" {
 		if c.reloadSignal, err = parseSignal(*reloadSignal); err != nil {
-			return nil, fmt.Errorf("-reload-signal %q: %w", *reloadSignal, err)
+			return nil, fmt.Errorf("%s %q: %w", name("reload-signal"), *reloadSignal, err)
+		}
+		if c.reloadSignal == syscall.SIGKILL || c.reloadSignal == syscall.SIGSTOP {
+			return nil, fmt.Errorf("%s %q: %s cannot be caught: the program could never handle it", name("reload-signal"), *reloadSignal, signalName(c.reloadSignal))
 		}
 	}
 	if c.stopSignal, err = parseSignal(*stopSignal); err != nil {
-		return nil, fmt.Errorf("-stop-signal %q: %w", *stopSignal, err)
+		return nil, fmt.Errorf("%s %q: %w", name("stop-signal"), *stopSignal, err)
 	}
-	if explicit["check"] {
+	if c.stopSignal == syscall.SIGSTOP {
+		return nil, fmt.Errorf("%s %q: SIGSTOP only suspends the program, it never makes it exit", name("stop-signal"), *stopSignal)
+	}
+	if *restartSignal != "" {
+		if c.restartSignal, err = parseSignal(*restartSignal); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", name("restart-signal"), *restartSignal, err)
+		}
+		if err := checkRestartSignal(c.restartSignal); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", name("restart-signal"), *restartSignal, err)
+		}
+	}
+	var ok bool
+	if c.restartMode, c.restartMax, ok = parseRestart(*restart); !ok {
+		return nil, fmt.Errorf("%s %q: want no, on-failure[:N] or always[:N], N at least 1", name("restart"), *restart)
+	}
+	if source["check"] != "" {
 		c.check = strings.Fields(*check)
 		if len(c.check) == 0 {
-			return nil, fmt.Errorf("-check %q: empty command", *check)
+			return nil, fmt.Errorf("%s %q: empty command", name("check"), *check)
 		}
 		// Unlike the program, whose absence is exit 127 as in a shell, a
 		// check that cannot run is a bad flag: every change would fail it.
 		if c.checkPath, err = resolveCommand(c.check[0]); err != nil {
 			_, why := startError(c.check[0], err)
-			return nil, fmt.Errorf("-check %q: %s: %w", *check, c.check[0], why)
+			return nil, fmt.Errorf("%s %q: %s: %w", name("check"), *check, c.check[0], why)
 		}
 	}
 	if c.check != nil && c.grace == 0 {
 		// The check is killed after -grace: with none, it could never pass.
-		return nil, fmt.Errorf("-grace %q: -check is killed after -grace, so it needs more than 0", *grace)
+		return nil, fmt.Errorf("%s %q: -check is killed after -grace, so it needs more than 0", name("grace"), *grace)
 	}
 	for _, v := range remaps.values {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 255 {
-			return nil, fmt.Errorf("-remap-exit %q: not an exit code (0 to 255)", v)
+			return nil, fmt.Errorf("%s %q: not an exit code (0 to 255)", name("remap-exit"), v)
 		}
 		c.remap[n] = true
 	}
@@ -261,23 +373,153 @@ func parseArgs(args []string) (*config, error) {
 	case "text", "json":
 		c.logFormat = *logFormat
 	default:
-		return nil, fmt.Errorf("-log-format %q: want text or json", *logFormat)
+		return nil, fmt.Errorf("%s %q: want text or json", name("log-format"), *logFormat)
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
-		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", *logLevel)
+		return nil, fmt.Errorf("%s %q: want debug, info, warn or error", name("log-level"), *logLevel)
 	}
 	return c, nil
 }
 
-// parseDuration validates a duration flag. Poll must be positive, since a
-// zero interval would be a busy loop; the others may be zero.
+// envName is the environment variable of a flag: MANAGER_ and the flag's
+// name in upper case, with _ for -.
+func envName(flag string) string {
+	return "MANAGER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnvironment gives each flag that the command line left out the value
+// of its MANAGER_ variable, if one is set, and returns where each given flag
+// came from, as errors name it: "-grace" or "MANAGER_GRACE". A variable of a
+// flag given on the command line is not even read, so an image's bad default
+// can be overridden by a flag.
+//
+// An empty variable counts as unset, since a container cannot unset what its
+// image sets (Dockerfile ENV, a Kubernetes env: entry) but can empty it; the
+// exception is MANAGER_CONFIG, where empty means watch nothing, as an empty
+// -config does. Repeatable flags take lists: MANAGER_CONFIG separated by ":"
+// as PATH is, MANAGER_REMAP_EXIT by ",".
+func applyEnvironment(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (map[string]string, error) {
+	source := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { source[f.Name] = "-" + f.Name })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || source[f.Name] != "" || f.Name == "version" {
+			return
+		}
+		env := envName(f.Name)
+		v, ok := lookupEnv(env)
+		if !ok || v == "" && f.Name != "config" {
+			return
+		}
+		source[f.Name] = env
+		values := []string{v}
+		switch f.Name {
+		case "config":
+			values = strings.Split(v, ":")
+		case "remap-exit":
+			values = nil
+			for _, code := range strings.Split(v, ",") {
+				if code = strings.TrimSpace(code); code != "" {
+					values = append(values, code)
+				}
+			}
+		}
+		for _, x := range values {
+			// Only the boolean -group can refuse a value here; the others
+			// are strings, validated by parseConfig like a flag's.
+			if f.Value.Set(x) != nil {
+				err = fmt.Errorf("%s %q: want true, false, 1 or 0", env, v)
+				return
+			}
+		}
+	})
+	return source, err
+}
+
+// flagError rewrites an error of the flag package so that it names the flag
+// as the user wrote it (the package says -bogus for --bogus), and points to
+// the usage. fs.Args() after the error gives rest: the flag package has
+// consumed the offending argument, except in a syntax error, which quotes it.
+func flagError(err error, args, rest []string) error {
+	msg := err.Error()
+	if s, ok := strings.CutPrefix(msg, "bad flag syntax: "); ok {
+		msg = "bad flag syntax: " + printable(s)
+	} else if i := len(args) - len(rest) - 1; i >= 0 && i < len(args) {
+		written, _, _ := strings.Cut(args[i], "=")
+		canonical := "-" + strings.TrimLeft(written, "-")
+		// The flag's name comes after any value the message quotes.
+		if j := strings.LastIndex(msg, canonical); j >= 0 {
+			msg = msg[:j] + printable(written) + msg[j+len(canonical):]
+		}
+	}
+	return fmt.Errorf("%s (manager -h lists the flags)", msg)
+}
+
+// printable returns s, or s quoted if it holds anything (a newline, a
+// terminal escape) that would not read as itself on one line.
+func printable(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
+}
+
+// checkRestartSignal says why sig cannot be the -restart-signal, or returns
+// nil. The signal must reach manager and be one it would otherwise forward:
+// taking one of the others would break what manager uses it for.
+func checkRestartSignal(sig syscall.Signal) error {
+	for _, s := range forwardedSignals() {
+		if s == sig {
+			return nil
+		}
+	}
+	switch sig {
+	case syscall.SIGKILL, syscall.SIGSTOP:
+		return fmt.Errorf("%s cannot be caught", signalName(sig))
+	case syscall.SIGTERM, syscall.SIGINT:
+		return fmt.Errorf("%s shuts manager down", signalName(sig))
+	}
+	return fmt.Errorf("%s is not one manager forwards; use one it does, such as USR2", signalName(sig))
+}
+
+// parseRestart reads a -restart policy: no, on-failure, on-failure:N, always
+// or always:N with N at least 1. It returns the mode and N (0 for no limit),
+// and reports whether v is such a policy.
+func parseRestart(v string) (mode restartMode, max int, ok bool) {
+	policy, limit, limited := strings.Cut(v, ":")
+	switch policy {
+	case "no":
+		return restartNo, 0, !limited
+	case "on-failure":
+		mode = restartOnFailure
+	case "always":
+		mode = restartAlways
+	default:
+		return restartNo, 0, false
+	}
+	if !limited {
+		return mode, 0, true
+	}
+	if strings.Trim(limit, "0123456789") != "" {
+		return restartNo, 0, false // Atoi would take a sign
+	}
+	max, err := strconv.Atoi(limit)
+	if err != nil || max < 1 {
+		return restartNo, 0, false
+	}
+	return mode, max, true
+}
+
+// parseDuration validates a duration flag, named in errors by name (a flag
+// or a variable). Poll must be positive, since a zero interval would be a
+// busy loop; the others may be zero.
 func parseDuration(name, v string, zeroOK bool) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("-%s %q: invalid duration", name, v)
+		return 0, fmt.Errorf("%s %q: invalid duration", name, v)
 	case d < 0 || d == 0 && !zeroOK:
-		return 0, fmt.Errorf("-%s %q: must be positive", name, v)
+		return 0, fmt.Errorf("%s %q: must be positive", name, v)
 	}
 	return d, nil
 }
@@ -300,15 +542,25 @@ stops gracefully and restarts COMMAND when its configuration changes.
                            keeps the running program untouched
   -stop-signal SIG         signal that stops the program (default TERM)
   -grace DURATION          time to exit before SIGKILL of the group (default 10s)
+  -stop-delay DURATION     on SIGTERM or SIGINT, keep the program running this
+                           long before stopping it (default 0)
+  -restart-signal SIG      SIG sent to manager restarts the program
+  -restart POLICY          restart the program when it exits by itself:
+                           no, on-failure[:N] or always[:N], giving up after
+                           N restarts in a row (default no)
   -group                   forward signals to the program's process group
   -remap-exit N            report exit code N as 0; repeatable
   -log-format text|json    log format on stderr (default text)
   -log-level LEVEL         debug, info, warn or error (default info)
   -version                 print the version and exit
 
+Every flag but -version can also be set in the environment as
+MANAGER_<FLAG>, e.g. MANAGER_STOP_SIGNAL=QUIT; lists are MANAGER_CONFIG=a:b
+and MANAGER_REMAP_EXIT=143,0. A flag on the command line wins.
+
 Signals: HUP, SIGHUP, hup or 1. Exit codes: the program's own, 128+N if
 signal N killed it, 127 if COMMAND is not found, 126 if it cannot be
-executed, 2 for a bad command line.
+executed, 2 for a bad command line or MANAGER_ variable.
 `
 
 func main() {
@@ -318,7 +570,7 @@ func main() {
 // run is manager's whole life; it returns the exit code so that main stays a
 // thin shell and every deferred cleanup runs.
 func run(args []string) int {
-	cfg, err := parseArgs(args)
+	cfg, err := parseConfig(args, os.LookupEnv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fmt.Print(usage)
@@ -364,7 +616,9 @@ func parseSignal(s string) (syscall.Signal, error) {
 		}
 		return syscall.Signal(n), nil
 	}
-	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	// Upper case by ASCII only: Unicode case folding would read "ſighup"
+	// (long s) as SIGHUP.
+	name := strings.TrimPrefix(strings.Map(asciiUpper, s), "SIG")
 	switch name {
 	case "IOT":
 		name = "ABRT"
@@ -377,6 +631,14 @@ func parseSignal(s string) (syscall.Signal, error) {
 		}
 	}
 	return 0, errors.New("unknown signal")
+}
+
+// asciiUpper upper-cases the ASCII letter r, and leaves anything else as it is.
+func asciiUpper(r rune) rune {
+	if 'a' <= r && r <= 'z' {
+		return r - 'a' + 'A'
+	}
+	return r
 }
 
 // signalName names sig the way kill -l does, with its SIG prefix.

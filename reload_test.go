@@ -277,7 +277,7 @@ func TestRestartsDoNotLeak(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "app.conf")
 	writeFile(t, conf, "0")
-	p := startManager(t, runOpts{}, "-config", conf, "-poll", "5ms", "-debounce", "0s", "--", "/bin/sleep", "3600")
+	p := startManager(t, runOpts{}, "-config", conf, "-poll", "10ms", "-debounce", "0s", "--", "/bin/sleep", "3600")
 	p.childPid(1)
 	restart := func(i int) {
 		writeFile(t, conf, strconv.Itoa(i))
