@@ -278,10 +278,30 @@ func binaries(t *testing.T) (manager, helper string) {
 	return filepath.Join(binDir, "manager"), filepath.Join(binDir, "helper")
 }
 
+// removeBinaries removes binDir once no process names it on its command
+// line any more: podman's conmon and the "podman container cleanup" it
+// starts outlive podman run, and would write into a removed storage.
 func removeBinaries() {
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	if binDir == "" {
+		return
 	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !commandLineMentions(binDir) {
+			break
+		}
+	}
+	os.RemoveAll(binDir)
+}
+
+// commandLineMentions reports whether some process's command line has s in it.
+func commandLineMentions(s string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(b), s) {
+			return true
+		}
+	}
+	return false
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
