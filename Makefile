@@ -42,12 +42,13 @@ release: ## static binaries for every architecture in dist/, with SHA256SUMS
 # test is everything: vet, the unit tests under the race detector, then all
 # tests, integration included, against a static build. The race detector
 # needs cgo, and the container tests need a static test binary, hence two
-# passes. The package runs in local directory mode (no package argument), so
-# that its output, with the line naming each skipped test, is shown; go vet
-# compiles the other packages, which have no tests.
+# passes. This package runs in local directory mode (no package argument),
+# so that its output, with the line naming each skipped test, is shown; the
+# others (bench/, examples/) run after it.
 test: vet ## vet, unit tests under -race, then every test against static builds (what CI runs)
 	go test -race -short -count=1
 	CGO_ENABLED=0 go test -count=1 -timeout 15m
+	go test -race -count=1 $$(go list -f '{{if ne .Dir "$(CURDIR)"}}{{.ImportPath}}{{end}}' ./...)
 
 race: ## every test under the race detector
 	go test -race -count=1 ./...
