@@ -1,3 +1,3 @@
-module flush-manager
+module manager
 
 go 1.26

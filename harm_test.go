@@ -203,7 +203,7 @@ func requireProgram(t *testing.T, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s is not installed: %v", name, err)
+		skipTest(t, "%s is not installed: %v", name, err)
 	}
 	return path
 }
@@ -313,7 +313,7 @@ func TestPollableFile(t *testing.T) {
 	_, helper := binaries(t)
 	fd, err := syscall.Open("/proc/kmsg", syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		t.Skipf("cannot open /proc/kmsg here (%v): needs root and CAP_SYSLOG", err)
+		skipTest(t, "cannot open /proc/kmsg here (%v): needs root and CAP_SYSLOG", err)
 	}
 	syscall.Close(fd)
 	dir := t.TempDir()
@@ -389,7 +389,7 @@ func statOf(t *testing.T, path string) [5]int64 {
 func coarseFileSystem(t *testing.T) string {
 	t.Helper()
 	if os.Getuid() != 0 {
-		t.Skipf("mounting a file system needs root; this test runs as uid %d", os.Getuid())
+		skipTest(t, "mounting a file system needs root; this test runs as uid %d", os.Getuid())
 	}
 	mkfs := requireProgram(t, "mkfs.ext4")
 	img := filepath.Join(t.TempDir(), "coarse.img")
@@ -399,7 +399,7 @@ func coarseFileSystem(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount a file system here: %v: %s", err, out)
+		skipTest(t, "cannot loop-mount a file system here: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -429,7 +429,7 @@ type pidsCgroup struct{ dir string }
 func newPidsCgroup(t *testing.T) *pidsCgroup {
 	t.Helper()
 	if os.Getuid() != 0 {
-		t.Skipf("creating a cgroup needs root; this test runs as uid %d", os.Getuid())
+		skipTest(t, "creating a cgroup needs root; this test runs as uid %d", os.Getuid())
 	}
 	var parent string
 	for _, cand := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
@@ -444,11 +444,11 @@ func newPidsCgroup(t *testing.T) *pidsCgroup {
 		}
 	}
 	if parent == "" {
-		t.Skip("no pids cgroup controller here: neither cgroup v2 with pids enabled nor v1 /sys/fs/cgroup/pids")
+		skipTest(t, "no pids cgroup controller here: neither cgroup v2 with pids enabled nor v1 /sys/fs/cgroup/pids")
 	}
 	dir := filepath.Join(parent, fmt.Sprintf("flush-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Skipf("cannot create a cgroup in %s: %v", parent, err)
+		skipTest(t, "cannot create a cgroup in %s: %v", parent, err)
 	}
 	cg := &pidsCgroup{dir}
 	t.Cleanup(func() {
@@ -704,7 +704,7 @@ func TestUnkillableChild(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
 	if os.Getuid() != 0 {
-		t.Skipf("making a set-user-ID root program needs root; this test runs as uid %d", os.Getuid())
+		skipTest(t, "making a set-user-ID root program needs root; this test runs as uid %d", os.Getuid())
 	}
 	setuid := filepath.Join(filepath.Dir(helper), "setuid-helper")
 	if err := copyFile(helper, setuid, 0o755); err != nil {
@@ -716,7 +716,7 @@ func TestUnkillableChild(t *testing.T) {
 	p := startManager(t, runOpts{uid: nonRoot}, "-config=", "-grace", "1s", "--", setuid, "setuid-ignore-term")
 	m := p.stdout.wait(t, `^ready pid=(\d+) uid=(\d+)`, 10*time.Second)
 	if m[2] != "0" {
-		t.Skipf("the set-user-ID bit is not honoured here (nosuid mount?): the child runs as uid %s", m[2])
+		skipTest(t, "the set-user-ID bit is not honoured here (nosuid mount?): the child runs as uid %s", m[2])
 	}
 	child, _ := strconv.Atoi(m[1])
 	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
@@ -774,7 +774,7 @@ func TestNprocLimitAtStart(t *testing.T) {
 	requireProgram(t, "prlimit")
 	const uid = 54321 // a user of this test alone: RLIMIT_NPROC counts all of a user's threads
 	if os.Getuid() != 0 {
-		t.Skipf("running as uid %d needs root; this test runs as uid %d", uid, os.Getuid())
+		skipTest(t, "running as uid %d needs root; this test runs as uid %d", uid, os.Getuid())
 	}
 	// How many threads manager makes for itself, here.
 	p := startManager(t, runOpts{uid: uid}, "-config=", "--", "/bin/sleep", "60")

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -306,10 +307,30 @@ func binaries(t *testing.T) (manager, helper string) {
 	return filepath.Join(binDir, "manager"), filepath.Join(binDir, "helper")
 }
 
+// removeBinaries removes binDir once no process names it on its command
+// line any more: podman's conmon and the "podman container cleanup" it
+// starts outlive podman run, and would write into a removed storage.
 func removeBinaries() {
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	if binDir == "" {
+		return
 	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !commandLineMentions(binDir) {
+			break
+		}
+	}
+	os.RemoveAll(binDir)
+}
+
+// commandLineMentions reports whether some process's command line has s in it.
+func commandLineMentions(s string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(b), s) {
+			return true
+		}
+	}
+	return false
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
@@ -547,7 +568,7 @@ func startManager(t *testing.T, o runOpts, args ...string) *proc {
 	}
 	if o.uid != 0 {
 		if os.Getuid() != 0 {
-			t.Skipf("running as uid %d needs root; this test runs as uid %d", o.uid, os.Getuid())
+			skipTest(t, "running as uid %d needs root; this test runs as uid %d", o.uid, os.Getuid())
 		}
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.uid)}
 	}
@@ -624,7 +645,7 @@ func requirePIDNamespace(t *testing.T) {
 		if os.Getuid() == 0 {
 			t.Fatalf("cannot create a PID namespace as root: %v", pidNSErr)
 		}
-		t.Skipf("this machine forbids new PID namespaces to uid %d (%v); run as root to test manager as PID 1", os.Getuid(), pidNSErr)
+		skipTest(t, "this machine forbids new PID namespaces to uid %d (%v); run as root to test manager as PID 1", os.Getuid(), pidNSErr)
 	}
 }
 
@@ -714,5 +735,57 @@ func eventually(t *testing.T, timeout time.Duration, cond func() error) {
 			t.Fatalf("not within %v: %v", timeout, err)
 		}
 		time.Sleep(10 * time.Millisecond) // the polling interval
+	}
+}
+
+// skipped lists the tests skipped so far with their reasons, for TestMain to
+// print: go test shows a skip's reason only under -v, and a test that
+// silently never runs proves nothing.
+var skipped struct {
+	mu      sync.Mutex
+	reasons map[string][]string // reason → names of the tests skipped for it
+}
+
+// skipTest skips t for a reason that is the machine's (a missing tool, no
+// privilege), named in one line of make test's output. CI runs as root with
+// every tool installed (.ci/run), so there the skip is a failure.
+func skipTest(t *testing.T, format string, args ...any) {
+	t.Helper()
+	reason := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" && os.Getuid() == 0 {
+		t.Fatalf("%s; CI runs as root after .ci/run installed every tool, so this test must run", reason)
+	}
+	recordSkip(t, reason)
+}
+
+// recordSkip skips t, and keeps its reason for printSkips.
+func recordSkip(t *testing.T, reason string) {
+	t.Helper()
+	skipped.mu.Lock()
+	if skipped.reasons == nil {
+		skipped.reasons = map[string][]string{}
+	}
+	skipped.reasons[reason] = append(skipped.reasons[reason], t.Name())
+	skipped.mu.Unlock()
+	t.Skip(reason)
+}
+
+// printSkips prints one line per reason for skipping, naming every test
+// skipped for it, on standard output, which make test shows (it runs the
+// package in local directory mode).
+func printSkips() {
+	skipped.mu.Lock()
+	defer skipped.mu.Unlock()
+	reasons := make([]string, 0, len(skipped.reasons))
+	for r := range skipped.reasons {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		if names := skipped.reasons[r]; len(names) == 1 {
+			fmt.Printf("SKIP %s: %s\n", names[0], r)
+		} else {
+			fmt.Printf("SKIP %d tests: %s: %s\n", len(names), r, strings.Join(names, " "))
+		}
 	}
 }

@@ -22,6 +22,7 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelper(os.Args[1:]))
 	}
 	code := m.Run()
+	printSkips()
 	removeBinaries()
 	os.Exit(code)
 }

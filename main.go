@@ -115,6 +115,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -123,8 +124,39 @@ import (
 	"unsafe"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; a plain
+// go build or go install leaves it "dev", and init then takes it from what
+// the go command recorded in the binary.
 var version = "dev"
+
+// init names a binary built without -X by the build information the go
+// command stamps into it (go version -m shows it): the module version of a
+// go install module@vX or of a tagged checkout, else the commit, with
+// -dirty for uncommitted changes, as git describe --dirty writes it. An
+// untagged checkout is stamped (Go 1.24+) with a pseudo-version ending in
+// the commit; the commit alone is what a user finds in git log.
+func init() {
+	info, ok := debug.ReadBuildInfo()
+	if version != "dev" || !ok {
+		return
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	v := strings.TrimSuffix(info.Main.Version, "+dirty")
+	switch {
+	case rev != "" && (v == "" || v == "(devel)" || strings.HasSuffix(v, rev)):
+		version = rev + dirty
+	case v != "" && v != "(devel)":
+		version = v + dirty
+	}
+}
 
 const (
 	defaultCommand = "/usr/local/bin/redis-exporter"
@@ -756,9 +788,13 @@ func (w *logWriter) flush(d time.Duration) {
 			default:
 			}
 		}
-		syscall.Nanosleep(&syscall.Timespec{Nsec: int64(time.Millisecond)}, nil)
+		syscall.Nanosleep(&millisecond, nil)
 	}
 }
+
+// millisecond is the log writer's polling pause, built once: Timespec's
+// fields are 32 bits wide on 32-bit architectures.
+var millisecond = syscall.NsecToTimespec(int64(time.Millisecond))
 
 // signalNames are the Linux signal names without their SIG prefix, indexed
 // by number; IOT and POLL are accepted as the aliases of ABRT and IO.

@@ -22,7 +22,7 @@ import (
 func integration(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("integration test: skipped with -short (make test runs it in its second pass)")
+		recordSkip(t, "integration test: skipped with -short (make test runs it in its second pass)")
 	}
 }
 
@@ -369,7 +369,7 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 	t.Helper()
 	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
+		skipTest(t, "no pseudo-terminals here: %v", err)
 	}
 	t.Cleanup(func() { ptm.Close() })
 	var unlock int32
@@ -504,7 +504,7 @@ func TestUnprivileged(t *testing.T) {
 func TestNoCommandHints(t *testing.T) {
 	integration(t)
 	if _, err := os.Stat(defaultCommand); err == nil {
-		t.Skipf("%s exists on this machine: manager would run it", defaultCommand)
+		skipTest(t, "%s exists on this machine: manager would run it", defaultCommand)
 	}
 	p := startManager(t, runOpts{})
 	if code := p.wait(10 * time.Second); code != 127 {

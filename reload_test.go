@@ -352,7 +352,7 @@ func TestSingleFileMount(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
 	if os.Getuid() != 0 {
-		t.Skipf("bind mounts need root; this test runs as uid %d", os.Getuid())
+		skipTest(t, "bind mounts need root; this test runs as uid %d", os.Getuid())
 	}
 	src, dst := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(src, "app.conf"), "v1")
@@ -402,7 +402,7 @@ func TestConfigProblemsAreNamed(t *testing.T) {
 	t.Run("unreadable", func(t *testing.T) {
 		t.Parallel()
 		if os.Getuid() != 0 {
-			t.Skipf("reading as another user needs root; this test runs as uid %d", os.Getuid())
+			skipTest(t, "reading as another user needs root; this test runs as uid %d", os.Getuid())
 		}
 		dir := publicTempDir(t)
 		conf := filepath.Join(dir, "app.conf")

@@ -213,7 +213,7 @@ func requireRunc(t *testing.T) *runcEnv {
 	runcOnce.Do(func() { runcSkip, runcErr = probeRunc(manager, helper) })
 	if runcErr != nil {
 		if runcSkip {
-			t.Skip(runcErr)
+			skipTest(t, "%v", runcErr)
 		}
 		t.Fatal(runcErr)
 	}
@@ -226,17 +226,11 @@ func requireRunc(t *testing.T) *runcEnv {
 func probeRunc(manager, helper string) (skip bool, err error) {
 	e := &runcShared
 	e.manager, e.helper = manager, helper
-	if e.runc, err = exec.LookPath("runc"); err != nil {
-		return true, errors.New("runc is not installed (apt-get install runc): cannot run the OCI end-to-end test")
-	}
-	if os.Getuid() != 0 {
-		return true, fmt.Errorf("runc needs root to run containers without a rootless setup; this test runs as uid %d", os.Getuid())
+	if e.runc, err = findRuntime("runc", "the OCI end-to-end test", helper); err != nil {
+		return true, err
 	}
 	if err := staticELF(e.manager); err != nil {
 		return false, fmt.Errorf("manager, built with CGO_ENABLED=0, is not static: %v", err)
-	}
-	if err := staticELF(e.helper); err != nil {
-		return true, fmt.Errorf("the test binary is not static (%v), so it cannot run in an empty root filesystem; run the test with CGO_ENABLED=0 and without -race, as make test's second pass does", err)
 	}
 	dir, err := os.MkdirTemp("", "flush-runc-probe-")
 	if err != nil {
@@ -258,6 +252,25 @@ func probeRunc(manager, helper string) (skip bool, err error) {
 		return refused, fmt.Errorf("runc cannot run a container here (%v): %s", err, out)
 	}
 	return false, nil
+}
+
+// findRuntime returns the path of the container runtime name, or says why
+// the tests cannot run containers with it here, which is always the
+// machine's limit: name is not installed, the tests do not run as root
+// (they set up no rootless containers), or the test binary, helper in the
+// containers, is not static and cannot run in an empty root filesystem.
+func findRuntime(name, purpose, helper string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s is not installed (apt-get install %s): cannot run %s", name, name, purpose)
+	}
+	if os.Getuid() != 0 {
+		return "", fmt.Errorf("%s runs containers as root in these tests, which run as uid %d: cannot run %s", name, os.Getuid(), purpose)
+	}
+	if err := staticELF(helper); err != nil {
+		return "", fmt.Errorf("the test binary is not static (%v), so it cannot run in an empty root filesystem; run the test with CGO_ENABLED=0 and without -race, as make test's second pass does", err)
+	}
+	return path, nil
 }
 
 // runProbe runs "/helper exit 0" in a bundle in dir and returns its output.
@@ -387,16 +400,17 @@ func (e *runcEnv) start(t *testing.T, b ociBundle) *runcContainer {
 	if err := b.write(e, dir); err != nil {
 		t.Fatalf("writing the bundle: %v", err)
 	}
-	// runc allows letters, digits, '_', '+', '-' and '.' in an id.
-	name := regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "-")
-	c := &runcContainer{
-		e:    e,
-		id:   fmt.Sprintf("flush-%d-%d-%s", os.Getpid(), containerNo.Add(1), name),
-		root: filepath.Join(dir, "state"),
-	}
+	c := &runcContainer{e: e, id: containerName(t), root: filepath.Join(dir, "state")}
 	c.watchedCmd = startCmd(t, exec.Command(e.runc, "--root", c.root, "run", "--bundle", dir, c.id), nil)
 	t.Cleanup(c.delete)
 	return c
+}
+
+// containerName is a name for a container of t, unique on this machine: runc
+// and podman allow letters, digits, '_', '-' and '.' in it.
+func containerName(t *testing.T) string {
+	name := regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "-")
+	return fmt.Sprintf("flush-%d-%d-%s", os.Getpid(), containerNo.Add(1), name)
 }
 
 // delete removes the container, killing what is left of it, and waits for
@@ -406,15 +420,22 @@ func (c *runcContainer) delete() {
 	if err != nil {
 		c.t.Errorf("runc delete -f %s: %v: %s", c.id, err, out)
 	}
+	c.awaitRemoved(c.id, "runc delete -f")
+}
+
+// awaitRemoved waits for a container runtime's attached run command to
+// return once the container called name was removed (by the command
+// removal), and shows the container's output if the test failed.
+func (c *watchedCmd) awaitRemoved(name, removal string) {
 	select {
 	case <-c.done:
 	case <-time.After(10 * time.Second):
-		c.t.Errorf("runc run %s still running 10s after runc delete -f; killing it", c.id)
+		c.t.Errorf("container %s still running 10s after %s; killing its runtime", name, removal)
 		c.cmd.Process.Kill()
 		<-c.done
 	}
 	if c.t.Failed() {
-		c.t.Logf("container %s, exit code %d; log:\n%s\noutput:\n%s", c.id, c.code, c.stderr, c.stdout)
+		c.t.Logf("container %s, exit code %d; log:\n%s\noutput:\n%s", name, c.code, c.stderr, c.stdout)
 	}
 }
 
@@ -444,22 +465,29 @@ func (c *runcContainer) initPid() int {
 // container's PID namespace.
 func (c *runcContainer) requirePID1() {
 	c.t.Helper()
-	pid := c.initPid()
+	requirePID1(c.t, c.initPid(), "/manager", c.stderr)
+}
+
+// requirePID1 checks that pid, a container's init as the host sees it, runs
+// argv0 (manager's path in the container) as PID 1 of the container's PID
+// namespace, and that manager's log knows it.
+func requirePID1(t *testing.T, pid int, argv0 string, log *lines) {
+	t.Helper()
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
-	if argv0, _, _ := strings.Cut(string(cmdline), "\x00"); argv0 != "/manager" {
-		c.t.Errorf("container init runs %q, want /manager", argv0)
+	if got, _, _ := strings.Cut(string(cmdline), "\x00"); got != argv0 {
+		t.Errorf("container init runs %q, want %s", got, argv0)
 	}
-	nspid := procStatusField(c.t, pid, "NSpid")
+	nspid := procStatusField(t, pid, "NSpid")
 	if f := strings.Fields(nspid); len(f) != 2 || f[1] != "1" {
-		c.t.Errorf("manager's NSpid %q, want host pid and 1 in the container", nspid)
+		t.Errorf("manager's NSpid %q, want host pid and 1 in the container", nspid)
 	}
 	// Manager logs that it is not PID 1 before it starts the child.
-	c.stderr.wait(c.t, `msg="child started"`, 5*time.Second)
-	if got := c.stderr.matching("child subreaper"); len(got) > 0 {
-		c.t.Errorf("manager thinks it is not PID 1: %q", got)
+	log.wait(t, `msg="child started"`, 5*time.Second)
+	if got := log.matching("child subreaper"); len(got) > 0 {
+		t.Errorf("manager thinks it is not PID 1: %q", got)
 	}
 }
 
@@ -490,10 +518,11 @@ func (c *runcContainer) requireRestricted() {
 }
 
 // updateRestartsOnce updates the ConfigMap in dir from v1 to v2, as the
-// kubelet does, and checks that manager restarts the program once, and that
-// the old and new program never overlap. A second update to v3 is the
-// sentinel: a spurious restart after v2 would show as a start before v3's.
-func (c *runcContainer) updateRestartsOnce(dir string) {
+// kubelet does, and checks that manager, running the app in a container,
+// restarts it once, and that the old and new app never overlap. A second
+// update to v3 is the sentinel: a spurious restart after v2 would show as a
+// start before v3's.
+func (c *watchedCmd) updateRestartsOnce(dir string) {
 	c.t.Helper()
 	c.stdout.wait(c.t, `^start pid=\d+ conf="v1"$`, 10*time.Second)
 	configMap(map[string]string{"app.conf": "v2"})(c.t, dir)
@@ -516,8 +545,16 @@ func (c *runcContainer) updateRestartsOnce(dir string) {
 // container exits with the program's exit code want, well within -grace.
 func (c *runcContainer) stopGracefully(want int) {
 	c.t.Helper()
+	c.requireGracefulStop(func() { c.kill("TERM") }, want)
+}
+
+// requireGracefulStop stops a container running manager with stop, which
+// sends it SIGTERM, and checks that it exits with the program's exit code
+// want at once, not at the end of a grace period.
+func (c *watchedCmd) requireGracefulStop(stop func(), want int) {
+	c.t.Helper()
 	sent := time.Now()
-	c.kill("TERM")
+	stop()
 	code := c.wait(10 * time.Second)
 	if took := time.Since(sent); took > 5*time.Second {
 		c.t.Errorf("container exited %v after TERM, want at once", took.Round(time.Millisecond))
