@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -616,6 +617,23 @@ func TestEnvironmentConfigures(t *testing.T) {
 		if got := p.stderr.String(); got != "" {
 			t.Errorf("MANAGER_LOG_LEVEL=warn printed info lines: %q", got)
 		}
+	})
+	t.Run("MANAGER_CONFIG=a:b watches both", func(t *testing.T) {
+		t.Parallel()
+		a := filepath.Join(t.TempDir(), "a.conf")
+		b := filepath.Join(t.TempDir(), "b.conf")
+		writeFile(t, a, "v1")
+		writeFile(t, b, "other")
+		waitNotRacy(t, a)
+		waitNotRacy(t, b)
+		env := []string{"MANAGER_CONFIG=" + a + ":" + b, "MANAGER_POLL=100ms", "MANAGER_DEBOUNCE=500ms"}
+		p := startManager(t, runOpts{env: env}, "--", helper, "app", filepath.Join(t.TempDir(), "lock"), a)
+		wantStarts(t, p, "v1")
+		writeFile(t, b, "changed") // the app reads only a: a restart shows as a second "v1"
+		wantStarts(t, p, "v1", "v1")
+		writeFile(t, a, "v2")
+		wantStarts(t, p, "v1", "v1", "v2")
+		stop(t, p)
 	})
 }
 
