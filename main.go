@@ -136,8 +136,11 @@ var version = "dev"
 // untagged checkout is stamped (Go 1.24+) with a pseudo-version ending in
 // the commit; the commit alone is what a user finds in git log.
 func init() {
+	if version != "dev" {
+		return
+	}
 	info, ok := debug.ReadBuildInfo()
-	if version != "dev" || !ok {
+	if !ok {
 		return
 	}
 	var rev, dirty string
@@ -768,7 +771,10 @@ func writeFull(fd int, b []byte) error {
 
 // flush waits up to d for the lines queued so far to be written. It naps
 // rather than sets a timer: a timer would start the runtime's netpoller,
-// which needs descriptors that may be lacking when manager exits early.
+// which needs descriptors that may be lacking when manager exits early. It
+// yields before each nap: manager runs with one P, which a goroutine keeps
+// through a nap, and without the yield the writer would wait for the
+// runtime's monitor to take the P back, up to 10 ms at every exit.
 func (w *logWriter) flush(d time.Duration) {
 	deadline := time.Now().Add(d)
 	done := make(chan struct{})
@@ -781,6 +787,7 @@ func (w *logWriter) flush(d time.Duration) {
 			default:
 			}
 		}
+		runtime.Gosched()
 		if queued {
 			select {
 			case <-done:
