@@ -13,9 +13,9 @@ import (
 )
 
 const (
-	reloads     = 10                   // config changes per tool; the median is reported
-	restarts    = 1000                 // restarts in the restart benchmark
-	restartPoll = 5 * time.Millisecond // manager's -poll in the restart benchmark
+	reloads     = 10                    // config changes per tool; the median is reported
+	restarts    = 1000                  // restarts in the restart benchmark
+	restartPoll = 10 * time.Millisecond // manager's -poll in the restart benchmark: the least it accepts
 )
 
 // event is a line of the stamp child: its start or its stop, at CLOCK_MONOTONIC t.
