@@ -8,6 +8,9 @@ package main
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,6 +279,34 @@ func TestEarlySignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSubscribeFirst is the part of item 4 no run can prove: a SIGTERM
+// before manager subscribes ends a PID 1 with exit code 2, so subscribing
+// must be the first thing main does, before anything that takes time or
+// writes (parsing, the descriptor check, the log writer).
+func TestSubscribeFirst(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range f.Decls {
+		fn, ok := d.(*ast.FuncDecl)
+		if !ok || fn.Name.Name != "main" || fn.Recv != nil {
+			continue
+		}
+		if len(fn.Body.List) > 0 {
+			if as, ok := fn.Body.List[0].(*ast.AssignStmt); ok && len(as.Rhs) == 1 {
+				if call, ok := as.Rhs[0].(*ast.CallExpr); ok {
+					if id, ok := call.Fun.(*ast.Ident); ok && id.Name == "subscribe" {
+						return
+					}
+				}
+			}
+		}
+		t.Fatal("main's first statement is not sigs := subscribe(): a SIGTERM before it ends a PID 1 with exit code 2")
+	}
+	t.Fatal("no func main in main.go")
 }
 
 // writingStderr reports whether a thread of pid is in write(2) on its

@@ -72,7 +72,7 @@ func release(t *testing.T) (dist, version string) {
 
 // describe is the version the Makefile gives a build from dir.
 func describe(dir string) string {
-	out, err := exec.Command("git", "-C", dir, "describe", "--tags", "--always", "--dirty").Output()
+	out, err := exec.Command("git", "-C", dir, "describe", "--tags", "--always", "--dirty", "--abbrev=12").Output()
 	if err != nil {
 		return "dev"
 	}
@@ -320,6 +320,11 @@ func TestReleaseChecksums(t *testing.T) {
 func TestVersionGoBuild(t *testing.T) {
 	integration(t)
 	src := sourceCopy(t)
+	// The copy has the checkout's tags, and go build stamps a tag on HEAD
+	// over the commit: without them, a tagged release commit tests too.
+	for _, tag := range strings.Fields(gitOutput(t, src, "tag", "--list")) {
+		gitOutput(t, src, "tag", "--delete", tag)
+	}
 	dirty := ""
 	if gitOutput(t, src, "status", "--porcelain") != "" {
 		dirty = "-dirty"
