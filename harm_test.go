@@ -156,7 +156,7 @@ func TestTostopTerminal(t *testing.T) {
 // master side, to type on, and what is written to it.
 func bashOnTerminal(t *testing.T, args ...string) (*os.File, *lines) {
 	t.Helper()
-	requireProgram(t, "bash")
+	requireTool(t, "bash", "a shell with job control")
 	ptm, pts := openPTY(t)
 	cmd := exec.Command("bash", args...)
 	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1", "PS1=PROMPT> ", "TERM=dumb")
@@ -200,16 +200,6 @@ func getsid(pid int) (int, error) {
 		return 0, e
 	}
 	return int(sid), nil
-}
-
-// requireProgram skips t if name is not installed.
-func requireProgram(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		skipTest(t, "%s is not installed: %v", name, err)
-	}
-	return path
 }
 
 // TestEarlySignal is item 4: a SIGTERM that comes right after exec (docker
@@ -329,7 +319,7 @@ func writingStderr(pid int) bool {
 func TestIgnoredSignalsStayIgnored(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
-	requireProgram(t, "nohup")
+	requireTool(t, "nohup", "a signal ignored from the start")
 	tests := []struct {
 		name  string
 		shell string
@@ -478,7 +468,7 @@ func coarseFileSystem(t *testing.T) string {
 	if os.Getuid() != 0 {
 		skipTest(t, "mounting a file system needs root; this test runs as uid %d", os.Getuid())
 	}
-	mkfs := requireProgram(t, "mkfs.ext4")
+	mkfs := requireTool(t, "mkfs.ext4", "a file system with whole-second timestamps")
 	img := filepath.Join(t.TempDir(), "coarse.img")
 	sparseFile(t, img, 16<<20)
 	if out, err := exec.Command(mkfs, "-q", "-I", "128", "-F", img).CombinedOutput(); err != nil {
@@ -858,7 +848,7 @@ func TestJobControl(t *testing.T) {
 // child's (before a child exists, kill(0) would be manager's own).
 func TestNprocLimitAtStart(t *testing.T) {
 	integration(t)
-	requireProgram(t, "prlimit")
+	requireTool(t, "prlimit", "RLIMIT_NPROC at start")
 	const uid = 54321 // a user of this test alone: RLIMIT_NPROC counts all of a user's threads
 	if os.Getuid() != 0 {
 		skipTest(t, "running as uid %d needs root; this test runs as uid %d", uid, os.Getuid())

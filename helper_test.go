@@ -738,6 +738,16 @@ func eventually(t *testing.T, timeout time.Duration, cond func() error) {
 	}
 }
 
+// requireTool skips t, saying why, when the command name is not installed.
+func requireTool(t *testing.T, name, purpose string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		skipTest(t, "%s is not installed: cannot test %s", name, purpose)
+	}
+	return path
+}
+
 // skipped lists the tests skipped so far with their reasons, for TestMain to
 // print: go test shows a skip's reason only under -v, and a test that
 // silently never runs proves nothing.

@@ -79,16 +79,6 @@ func describe(dir string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// requireTool skips t, saying why, when the command name is not installed.
-func requireTool(t *testing.T, name, purpose string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		skipTest(t, "%s is not installed: cannot test %s", name, purpose)
-	}
-	return path
-}
-
 // TestReleaseBinaries is issue 10's test 1: every binary make release writes
 // is a static ELF executable for its architecture, built as the Makefile
 // says, and a second release of the same source, from another directory,
