@@ -46,17 +46,17 @@ func (t realTimer) Stop() bool          { return t.t.Stop() }
 type kernel interface {
 	start(spec procSpec) (pid int, err error)
 	kill(pid int, sig syscall.Signal) error
-	reap(handle func(pid int, status syscall.WaitStatus))
-	hasChildren() bool
+	// reap hands every changed child to handle, and reports whether
+	// children remain.
+	reap(handle func(pid int, status syscall.WaitStatus)) (remain bool)
 }
 
 // osKernel is the real kernel.
 type osKernel struct{}
 
-func (osKernel) start(spec procSpec) (int, error)       { return launch(spec) }
-func (osKernel) kill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
-func (osKernel) reap(h func(int, syscall.WaitStatus))   { reapAll(h) }
-func (osKernel) hasChildren() bool                      { return hasChildren() }
+func (osKernel) start(spec procSpec) (int, error)          { return launch(spec) }
+func (osKernel) kill(pid int, sig syscall.Signal) error    { return syscall.Kill(pid, sig) }
+func (osKernel) reap(h func(int, syscall.WaitStatus)) bool { return reapAll(h) }
 
 // phase is where the supervisor is in the child's life.
 type phase int
@@ -118,7 +118,8 @@ type supervisor struct {
 	why     string    // why manager is exiting; empty until it is
 	done    bool      // the loop ends, and manager exits with code
 
-	stoppedJob bool // manager stopped itself because its child was stopped at a terminal
+	stoppedJob   bool // manager stopped itself because its child was stopped at a terminal
+	exitedAtOnce bool // the child exited 0 within daemonWindow: the reap ends by asking whether it left children
 
 	delay    Timer          // armed during -stop-delay; nil otherwise
 	delaySig syscall.Signal // the signal that began the stop delay
@@ -449,7 +450,7 @@ func (s *supervisor) onWorkRetry() {
 // each status to its owner: the child's to the exit logic, the check's to the
 // check logic, an orphan's to nobody.
 func (s *supervisor) reap() {
-	s.sys.reap(func(pid int, ws syscall.WaitStatus) {
+	remain := s.sys.reap(func(pid int, ws syscall.WaitStatus) {
 		switch {
 		case ws.Stopped():
 			if pid == s.pid {
@@ -468,6 +469,10 @@ func (s *supervisor) reap() {
 			}
 		}
 	})
+	if s.exitedAtOnce {
+		s.exitedAtOnce = false
+		s.warnDaemon(remain)
+	}
 	s.settle()
 }
 
@@ -654,7 +659,7 @@ func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 		}
 		s.log.Info("child exited", attrs...)
 		s.why = "child exited"
-		s.warnDaemon(ws)
+		s.exitedAtOnce = ws.Exited() && ws.ExitStatus() == 0 && s.clock.Now().Sub(s.started) < daemonWindow
 		s.beginExit()
 	default: // stopping: the shutdown said why
 		s.log.Info("child exited", attrs...)
@@ -703,11 +708,12 @@ func (s *supervisor) onBackoff() {
 	s.settle()
 }
 
-// warnDaemon warns about a child that exited 0 at once, leaving processes
-// behind: most likely a server that forked itself into the background, out
-// of manager's reach (nginx without "daemon off;").
-func (s *supervisor) warnDaemon(ws syscall.WaitStatus) {
-	if ws.Exited() && ws.ExitStatus() == 0 && s.clock.Now().Sub(s.started) < daemonWindow && s.sys.hasChildren() {
+// warnDaemon warns about a child that exited 0 at once, if it left children
+// of manager behind (re-parented to it): most likely a server that forked
+// itself into the background, out of manager's reach (nginx without
+// "daemon off;").
+func (s *supervisor) warnDaemon(leftChildren bool) {
+	if leftChildren {
 		s.log.Warn("child exited 0 at once, leaving processes behind: it may have put itself in the background; run it in the foreground (nginx: -g 'daemon off;')",
 			"pid", s.pgid, "command", s.child.path)
 	}

@@ -126,15 +126,13 @@ func (k *fakeKernel) kill(pid int, sig syscall.Signal) error {
 	return syscall.ESRCH
 }
 
-// hasChildren reports whether any scripted process is alive or unreaped.
-func (k *fakeKernel) hasChildren() bool { return len(k.pgid) > 0 || len(k.queued) > 0 }
-
-func (k *fakeKernel) reap(h func(int, syscall.WaitStatus)) {
+func (k *fakeKernel) reap(h func(int, syscall.WaitStatus)) bool {
 	q := k.queued
 	k.queued = nil
 	for _, r := range q {
 		h(r.pid, r.ws)
 	}
+	return len(k.pgid) > 0
 }
 
 // spawn adds a process in group pgid, as a child's own child would be.

@@ -209,8 +209,9 @@ func startError(path string, err error) (int, error) {
 // without blocking, and hands each to handle. It is the only place in
 // manager that waits for a process: two waiters would steal each other's
 // exit statuses. Stops are asked for (WUNTRACED) so that a child stopped at
-// a terminal can be seen; they are no exits.
-func reapAll(handle func(pid int, status syscall.WaitStatus)) {
+// a terminal can be seen; they are no exits. It reports whether children
+// remain, as its last wait4 learns.
+func reapAll(handle func(pid int, status syscall.WaitStatus)) (remain bool) {
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WUNTRACED|syscall.WCONTINUED, nil)
@@ -218,20 +219,10 @@ func reapAll(handle func(pid int, status syscall.WaitStatus)) {
 			continue
 		}
 		if err != nil || pid <= 0 {
-			return // ECHILD: no children; 0: none has changed state
+			return err == nil // 0: children remain, none has changed state; ECHILD: none
 		}
 		handle(pid, ws)
 	}
-}
-
-// hasChildren reports whether manager has any child, reaped or not yet,
-// without reaping it (waitid with WNOWAIT).
-func hasChildren() bool {
-	const pAll, wNowait = 0, 0x1000000
-	var info [128]byte // siginfo_t
-	_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pAll, 0, uintptr(unsafe.Pointer(&info[0])),
-		syscall.WEXITED|syscall.WSTOPPED|syscall.WNOHANG|wNowait, 0, 0)
-	return e != syscall.ECHILD
 }
 
 // startLacksResources reports whether a process could not be started for
