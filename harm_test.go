@@ -35,7 +35,7 @@ func brokenPipe(t *testing.T) *os.File {
 	return w
 }
 
-// TestBrokenStderr is item 1: with standard error a pipe without reader,
+// TestBrokenStderr proves that with standard error a pipe without reader,
 // manager's log lines raise SIGPIPE, which must neither kill manager nor
 // reach the child as if sent to manager.
 func TestBrokenStderr(t *testing.T) {
@@ -99,7 +99,7 @@ func fullPipe(t *testing.T) (r, w *os.File) {
 	return r, w
 }
 
-// TestStalledStderr is item 2: with standard error a full pipe whose reader
+// TestStalledStderr proves that with standard error a full pipe whose reader
 // stalled, manager still forwards, stops and exits; lines it could not
 // write are counted, and the count is reported once the reader is back.
 func TestStalledStderr(t *testing.T) {
@@ -139,8 +139,8 @@ func TestStalledStderr(t *testing.T) {
 	})
 }
 
-// TestTostopTerminal is item 3: standard error a terminal with "stty
-// tostop", manager in a background job of a shell with job control: every
+// TestTostopTerminal proves that with standard error a terminal with "stty
+// tostop" and manager in a background job of a shell with job control: every
 // log write raises SIGTTOU, which must not make manager spin.
 func TestTostopTerminal(t *testing.T) {
 	integration(t)
@@ -202,7 +202,7 @@ func getsid(pid int) (int, error) {
 	return int(sid), nil
 }
 
-// TestEarlySignal is item 4: a SIGTERM that comes right after exec (docker
+// TestEarlySignal proves that a SIGTERM that comes right after exec (docker
 // stop right after docker start) is acted on. Manager subscribes before it
 // does anything, so nothing it does can keep a SIGTERM from it: proven
 // with a standard error that stalls manager's first log line (manager
@@ -271,7 +271,7 @@ func TestEarlySignal(t *testing.T) {
 	}
 }
 
-// TestSubscribeFirst is the part of item 4 no run can prove: a SIGTERM
+// TestSubscribeFirst proves what no run can: a SIGTERM
 // before manager subscribes ends a PID 1 with exit code 2, so subscribing
 // must be the first thing main does, before anything that takes time or
 // writes (parsing, the descriptor check, the log writer).
@@ -313,7 +313,7 @@ func writingStderr(pid int) bool {
 	return false
 }
 
-// TestIgnoredSignalsStayIgnored is item 5: under nohup (HUP ignored) or as
+// TestIgnoredSignalsStayIgnored proves that under nohup (HUP ignored) or as
 // a shell's background command (INT ignored), the child starts with the
 // same signals ignored, as under tini and catatonit.
 func TestIgnoredSignalsStayIgnored(t *testing.T) {
@@ -345,7 +345,7 @@ func TestIgnoredSignalsStayIgnored(t *testing.T) {
 	}
 }
 
-// TestHugeFileDoesNotStallLoop is item 6: hashing a 2 GiB file (sparse, so
+// TestHugeFileDoesNotStallLoop proves that hashing a 2 GiB file (sparse, so
 // only the hashing costs) runs beside the loop: the child starts at once,
 // a signal is forwarded and SIGTERM obeyed while it is hashed.
 func TestHugeFileDoesNotStallLoop(t *testing.T) {
@@ -382,9 +382,10 @@ func TestHugeFileDoesNotStallLoop(t *testing.T) {
 	t.Logf("SIGTERM to exit %v while the change was hashed", stopped.Round(time.Microsecond))
 }
 
-// TestPollableFile is item 7: /proc/kmsg is a regular file that can be
-// polled; read without O_NONBLOCK it waits for kernel messages, and through
-// os.File the runtime's netpoller turns its EAGAIN into a wait without end.
+// TestPollableFile proves that a watched pollable regular file, /proc/kmsg,
+// keeps nothing from starting: read without O_NONBLOCK it waits for kernel
+// messages, and through os.File the runtime's netpoller turns its EAGAIN
+// into a wait without end.
 func TestPollableFile(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
@@ -407,7 +408,7 @@ func TestPollableFile(t *testing.T) {
 	}
 }
 
-// TestCoarseTimestamps is item 8: on a file system with one-second times
+// TestCoarseTimestamps proves that on a file system with one-second times
 // (ext4 with 128-byte inodes), a same-size rewrite in the same second as
 // the change manager just acted on leaves every stat field as it was; it
 // must still be acted on.
@@ -555,7 +556,7 @@ func (cg *pidsCgroup) setMax(t *testing.T, v string) {
 	}
 }
 
-// TestForkRetried is item 9: a fork refused for lack of pids (EAGAIN) is
+// TestForkRetried proves that a fork refused for lack of pids (EAGAIN) is
 // retried with backoff, for the check and for the restarted child, and the
 // change is applied once it succeeds; never exit code 126.
 func TestForkRetried(t *testing.T) {
@@ -587,7 +588,7 @@ func TestForkRetried(t *testing.T) {
 	}
 }
 
-// TestCheckLeavesNothing is item 10: what a check leaves in its process
+// TestCheckLeavesNothing proves that what a check leaves in its process
 // group is killed when the check exits, not only when it times out.
 func TestCheckLeavesNothing(t *testing.T) {
 	integration(t)
@@ -607,7 +608,7 @@ func TestCheckLeavesNothing(t *testing.T) {
 	stop(t, p)
 }
 
-// TestStoppedChildStopsGracefully is item 11: a child stopped by SIGSTOP
+// TestStoppedChildStopsGracefully proves that a child stopped by SIGSTOP
 // when manager must stop it gets SIGCONT after the stop signal, so that its
 // handler runs.
 func TestStoppedChildStopsGracefully(t *testing.T) {
@@ -636,7 +637,7 @@ func TestStoppedChildStopsGracefully(t *testing.T) {
 	}
 }
 
-// TestTinyNofile is item 13: under a tiny RLIMIT_NOFILE manager works or
+// TestTinyNofile proves that under a tiny RLIMIT_NOFILE manager works or
 // exits 2 with one line saying why; never a Go runtime crash.
 func TestTinyNofile(t *testing.T) {
 	integration(t)
@@ -695,7 +696,7 @@ func waitChan(l *lines, re string) <-chan struct{} {
 	return c
 }
 
-// TestFullPidsCgroup is item 14: in a pids cgroup with no room left, the Go
+// TestFullPidsCgroup proves that in a pids cgroup with no room left, the Go
 // runtime cannot create a thread; manager must never need one, under a
 // flood of signals, log lines and configuration changes, and its thread
 // count never grows.
@@ -733,7 +734,7 @@ func TestFullPidsCgroup(t *testing.T) {
 	}
 }
 
-// TestBusyEntry is item 15: a file in a watched directory rewritten every
+// TestBusyEntry proves that a file in a watched directory rewritten every
 // 200 ms no longer holds back a real change beside it once it has been
 // busy for 10 s; it is named once at WARN.
 func TestBusyEntry(t *testing.T) {
@@ -774,7 +775,7 @@ func TestBusyEntry(t *testing.T) {
 	stop(t, p)
 }
 
-// TestUnkillableChild is item 16: a child manager may not signal (it made
+// TestUnkillableChild proves that a child manager may not signal (it made
 // itself root) and that ignores TERM does not hold manager forever: after
 // the grace period and SIGKILL's wait, manager gives up and exits 137.
 func TestUnkillableChild(t *testing.T) {
@@ -814,7 +815,7 @@ func TestUnkillableChild(t *testing.T) {
 	t.Logf("gave up on the unkillable child %v after SIGTERM", gaveUp.Round(time.Millisecond))
 }
 
-// TestJobControl is item 17: at an interactive shell, Ctrl-Z stops the
+// TestJobControl proves that at an interactive shell, Ctrl-Z stops the
 // program and gives the prompt back, fg continues it with the terminal, and
 // Ctrl-C then ends it, as without manager.
 func TestJobControl(t *testing.T) {
@@ -841,7 +842,7 @@ func TestJobControl(t *testing.T) {
 	term.wait(t, `^code=130\r?$`, 10*time.Second)
 }
 
-// TestNprocLimitAtStart is items 9 and 14 at start: when the user's process
+// TestNprocLimitAtStart proves that when the user's process
 // limit leaves manager its own threads but no room for the child, the start
 // is retried, the Go runtime never needs one more thread (and crashes), and
 // SIGTERM ends manager, never signalling a process group that is not the

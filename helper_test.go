@@ -24,6 +24,28 @@ import (
 	"unsafe"
 )
 
+// TestMain lets the test binary double as the child program of integration
+// tests: started with FLUSH_HELPER=1, it runs the helper named by its first
+// argument instead of the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("FLUSH_HELPER") == "1" {
+		os.Exit(runHelper(os.Args[1:]))
+	}
+	code := m.Run()
+	printSkips()
+	removeBinaries()
+	os.Exit(code)
+}
+
+// integration skips t in -short mode: make test runs the unit tests under
+// the race detector with -short, then everything without it.
+func integration(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		recordSkip(t, "integration test: skipped with -short (make test runs it in its second pass)")
+	}
+}
+
 // runHelper runs the helper program named by args[0] and returns its exit
 // code. Each prints a "ready pid=N" line once it can be acted on.
 func runHelper(args []string) int {

@@ -17,16 +17,8 @@ import (
 	"unsafe"
 )
 
-// integration skips t in -short mode: make test runs the unit tests under
-// the race detector with -short, then everything without it.
-func integration(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		recordSkip(t, "integration test: skipped with -short (make test runs it in its second pass)")
-	}
-}
-
-// TestExitCodes is integration test 1: exit codes and deaths by signal.
+// TestExitCodes proves that manager exits with the child's exit code, and
+// with 128+N when signal N killed it.
 func TestExitCodes(t *testing.T) {
 	integration(t)
 	tests := []struct {
@@ -60,7 +52,9 @@ func TestExitCodes(t *testing.T) {
 	})
 }
 
-// TestStartFailures is integration test 2.
+// TestStartFailures proves that a command that is missing or cannot be
+// executed ends manager with 127 or 126 and one line naming it, and that a
+// bad flag is one line and exit 2.
 func TestStartFailures(t *testing.T) {
 	integration(t)
 	plain := filepath.Join(t.TempDir(), "plain")
@@ -101,7 +95,8 @@ func TestStartFailures(t *testing.T) {
 	})
 }
 
-// TestSignalsReachChild is integration test 3.
+// TestSignalsReachChild proves that every signal manager catches reaches
+// the child, as PID 1 and not.
 func TestSignalsReachChild(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
@@ -141,7 +136,7 @@ func TestSignalsReachChild(t *testing.T) {
 	}
 }
 
-// TestOrphanStormAsPID1 is integration test 4: 10,000 orphans exit at once
+// TestOrphanStormAsPID1 proves that when 10,000 orphans exit at once
 // in manager's PID namespace, and none is left a zombie.
 func TestOrphanStormAsPID1(t *testing.T) {
 	integration(t)
@@ -163,7 +158,8 @@ func TestOrphanStormAsPID1(t *testing.T) {
 	}
 }
 
-// TestSubreaperReapsOrphans is integration test 5.
+// TestSubreaperReapsOrphans proves that a manager that is not PID 1 reaps
+// the orphans of its child as a child subreaper.
 func TestSubreaperReapsOrphans(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
@@ -199,7 +195,8 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-// TestGraceKillsIgnoringChild is integration test 6.
+// TestGraceKillsIgnoringChild proves that a child that ignores SIGTERM is
+// killed when -grace ends, and manager exits 137.
 func TestGraceKillsIgnoringChild(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
@@ -218,7 +215,7 @@ func TestGraceKillsIgnoringChild(t *testing.T) {
 	p.stderr.wait(t, "grace period over; killing", time.Second)
 }
 
-// TestWrapperGroupIsWaited is integration test 7: a sh -c wrapper dies on
+// TestWrapperGroupIsWaited proves that when a sh -c wrapper dies on
 // TERM; its own child, left in the group, is still waited for and killed.
 func TestWrapperGroupIsWaited(t *testing.T) {
 	integration(t)
@@ -270,7 +267,7 @@ func readyPid(t *testing.T, p *proc) int {
 	return pid
 }
 
-// TestLeftoverSavesBeforeExit is integration test 8: a process the child
+// TestLeftoverSavesBeforeExit proves that a process the child
 // left behind gets TERM, and what it writes then is written before manager
 // exits.
 func TestLeftoverSavesBeforeExit(t *testing.T) {
@@ -293,7 +290,7 @@ func TestLeftoverSavesBeforeExit(t *testing.T) {
 	}
 }
 
-// TestSubreaperSignalsOnlyItsGroup is integration test 9: not PID 1,
+// TestSubreaperSignalsOnlyItsGroup proves that, not PID 1,
 // manager's stop signals and SIGKILLs never reach a process outside the
 // child's group, even one of the same user (kill(-1) would).
 func TestSubreaperSignalsOnlyItsGroup(t *testing.T) {
@@ -316,8 +313,9 @@ func TestSubreaperSignalsOnlyItsGroup(t *testing.T) {
 	}
 }
 
-// TestManagerKilledChildDies is integration test 10: the parent-death
-// signal, also for a child started late in manager's life, by a restart.
+// TestManagerKilledChildDies proves that the child dies with manager, even
+// killed by SIGKILL (the parent-death signal), also a child started late in
+// manager's life, by a restart.
 func TestManagerKilledChildDies(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
@@ -339,7 +337,7 @@ func TestManagerKilledChildDies(t *testing.T) {
 	})
 }
 
-// TestTerminal is integration test 11: under a terminal, the child is its
+// TestTerminal proves that under a terminal, the child is its
 // foreground process group, so it can read and Ctrl-C reaches it.
 func TestTerminal(t *testing.T) {
 	integration(t)
@@ -394,7 +392,8 @@ func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
 	return nil
 }
 
-// TestSignalFlood is integration test 12.
+// TestSignalFlood proves that 10,000 signals at once neither kill nor stall
+// manager: it still forwards them and stops at once on SIGTERM.
 func TestSignalFlood(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
@@ -499,7 +498,7 @@ func TestUnprivileged(t *testing.T) {
 	}
 }
 
-// TestNoCommandHints is issue 11 item 4: manager run with no arguments
+// TestNoCommandHints proves that manager run with no arguments
 // tries its historical default and, missing, says how to give a command.
 func TestNoCommandHints(t *testing.T) {
 	integration(t)
@@ -516,7 +515,7 @@ func TestNoCommandHints(t *testing.T) {
 	}
 }
 
-// TestDaemonizingChildWarned is issue 11 item 5: a child that exits 0 at
+// TestDaemonizingChildWarned proves that a child that exits 0 at
 // once leaving processes behind (nginx without "daemon off;") is named.
 func TestDaemonizingChildWarned(t *testing.T) {
 	integration(t)

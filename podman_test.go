@@ -1,8 +1,8 @@
 package main
 
-// The release as users take it (issue 10): the project's Dockerfile built
+// The release as users take it: the project's Dockerfile built
 // from dist/, copied into a FROM scratch image with COPY --from, and run by
-// Podman; and the release binary as podman run --init's init (issue 9).
+// Podman; and the release binary as podman run --init's init.
 //
 // Podman runs as root with storage of its own in a temporary directory, so
 // tests leave nothing behind and touch no images of the machine's. What this
@@ -206,7 +206,7 @@ func (c *podmanContainer) initPid() int {
 	return pid
 }
 
-// TestPodman is issue 10's test 3: the project's Dockerfile, built offline
+// TestPodman proves that the project's Dockerfile, built offline
 // from dist/, gives an image whose /manager other images copy, and manager
 // does its job as PID 1 under podman run.
 func TestPodman(t *testing.T) {
@@ -288,7 +288,7 @@ func TestPodman(t *testing.T) {
 	})
 }
 
-// TestPodmanInitPath is issue 9's test 6: podman run --init --init-path
+// TestPodmanInitPath proves that podman run --init --init-path
 // with the release binary runs a FROM scratch image's command under manager
 // as PID 1, configured only by MANAGER_CONFIG, and an update of the mounted
 // directory restarts the command once.

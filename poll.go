@@ -22,13 +22,18 @@ import (
 type fingerprint struct {
 	dev, ino     uint64
 	size         int64
-	mtime, ctime int64 // nanoseconds since the epoch
-	dir          bool
-	racy         bool // taken so soon after a change that a next one may keep the times
+	mtime, ctime int64  // nanoseconds since the epoch
+	mode         uint32 // the file type: syscall.S_IFREG, S_IFDIR, S_IFIFO...
+	racy         bool   // taken so soon after a change that a next one may keep the times
+	errno        syscall.Errno
 }
 
+// isDir reports whether the fingerprint is a directory's.
+func (fp fingerprint) isDir() bool { return fp.mode == syscall.S_IFDIR }
+
 // stamp is one watched file's fingerprint: a watched path itself, or one of
-// the direct entries of a watched directory.
+// the direct entries of a watched directory. A directory's own stamp holds
+// only its type, and the error that kept it from being listed, if any.
 type stamp struct {
 	path string
 	fp   fingerprint
@@ -37,16 +42,9 @@ type stamp struct {
 // digest is the SHA-256 of a file's bytes.
 type digest [sha256.Size]byte
 
-// fileSystem is all poll.go needs from the file system: the real one is osFS,
-// tests use a map. Stat follows symlinks, never lstat: a ConfigMap's visible
-// names are symlinks that never change, only what they point to does.
-type fileSystem interface {
-	stat(path string) (fingerprint, error)
-	readDir(path string) ([]string, error) // entry names, sorted
-	hash(path string) (digest, error)
-}
-
-// osFS is the real file system.
+// osFS reads the file system for change detection. Stat follows symlinks,
+// never lstat: a ConfigMap's visible names are symlinks that never change,
+// only what they point to does.
 //
 // File times come from the kernel's coarse clock, which advances once per
 // tick (1 to 10 ms), and some file systems keep even less: whole seconds
@@ -75,7 +73,7 @@ func (fsys osFS) stat(path string) (fingerprint, error) {
 		size:  st.Size,
 		mtime: st.Mtim.Nano(),
 		ctime: st.Ctim.Nano(),
-		dir:   st.Mode&syscall.S_IFMT == syscall.S_IFDIR,
+		mode:  st.Mode & syscall.S_IFMT,
 	}
 	if fsys.racyWindow != 0 {
 		last := max(fp.mtime, fp.ctime)
@@ -132,12 +130,12 @@ func (osFS) readDir(path string) ([]string, error) {
 // so the hasher lets the loop run at least this often (tens of µs).
 const hashChunk = 64 << 10
 
-// hash reads the file with raw system calls, not os.File: os.File registers
-// whatever the kernel lets it poll with the runtime's netpoller, and for a
-// pollable regular file such as /proc/kmsg that turns EAGAIN into a wait
-// without end. O_NONBLOCK keeps a FIFO from blocking the open, and a
-// pollable file from blocking the read: EAGAIN is then an error, hashed as
-// such.
+// hash reads a regular file with raw system calls, not os.File: os.File
+// registers whatever the kernel lets it poll with the runtime's netpoller,
+// and for a pollable regular file such as /proc/kmsg that turns EAGAIN into
+// a wait without end. O_NONBLOCK keeps a file that turned into a FIFO since
+// it was stat'ed from blocking the open, and a pollable file from blocking
+// the read: EAGAIN is then an error, hashed as such.
 func (osFS) hash(path string) (digest, error) {
 	var d digest
 	fd, err := openRaw(path, 0)
@@ -150,7 +148,7 @@ func (osFS) hash(path string) (digest, error) {
 		return d, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return d, fmt.Errorf("%s: not a regular file", path)
+		return d, errNotRegular(path)
 	}
 	h := sha256.New()
 	var buf [hashChunk]byte
@@ -169,6 +167,11 @@ func (osFS) hash(path string) (digest, error) {
 	h.Sum(d[:0])
 	return d, nil
 }
+
+// errNotRegular says why a watched entry's bytes are not read: it is a
+// FIFO, a socket or a device, whose open(2) alone would act on it (release
+// a FIFO's writer, run a driver's open).
+func errNotRegular(path string) error { return fmt.Errorf("%s: not a regular file", path) }
 
 // openRaw opens path for reading without blocking and without the netpoller.
 func openRaw(path string, flags int) (int, error) {
@@ -199,21 +202,24 @@ func ignoringEINTR(f func() error) error {
 func hidden(name string) bool { return strings.HasPrefix(name, ".") }
 
 // snapshot fingerprints every watched path, in order. A missing path has no
-// stamp; a directory has a stamp of its own (marked dir, so that it vanishing
-// or turning into a file shows) followed by one per visible entry.
-func snapshot(fsys fileSystem, paths []string) []stamp {
+// stamp; a directory has a stamp of its own (its type, so that it vanishing
+// or turning into a file shows, and why it could not be listed) followed by
+// one per visible entry.
+func snapshot(fsys osFS, paths []string) []stamp {
 	var out []stamp
 	for _, p := range paths {
 		fp, err := fsys.stat(p)
 		if err != nil {
 			continue
 		}
-		if !fp.dir {
+		if !fp.isDir() {
 			out = append(out, stamp{p, fp})
 			continue
 		}
-		out = append(out, stamp{p, fingerprint{dir: true}})
-		names, _ := fsys.readDir(p)
+		names, err := fsys.readDir(p)
+		dir := len(out)
+		out = append(out, stamp{p, fingerprint{mode: syscall.S_IFDIR}})
+		errors.As(err, &out[dir].fp.errno)
 		for _, name := range names {
 			if hidden(name) {
 				continue
@@ -223,6 +229,7 @@ func snapshot(fsys fileSystem, paths []string) []stamp {
 				out = append(out, stamp{e, efp})
 			}
 		}
+		out[dir].fp.size = int64(len(out) - dir - 1) // how many entry stamps follow
 	}
 	return out
 }
@@ -251,8 +258,12 @@ func vanished(paths []string, before, after []stamp) []string {
 	return out
 }
 
-func has(stamps []stamp, path string) bool {
-	return slices.ContainsFunc(stamps, func(s stamp) bool { return s.path == path })
+// has reports whether stamps has one for path.
+func has(stamps []stamp, path string) bool { return stampOf(stamps, path) >= 0 }
+
+// stampOf returns the index of path's stamp in stamps, or -1.
+func stampOf(stamps []stamp, path string) int {
+	return slices.IndexFunc(stamps, func(s stamp) bool { return s.path == path })
 }
 
 // busyFloor is the least time an entry must keep changing to be called
@@ -385,63 +396,62 @@ type content map[string]digest
 // unreadable collects the files that exist but cannot be read, with why.
 type unreadable map[string]error
 
-// contents hashes what the watched paths hold. A file that cannot be read
-// (no permission, a FIFO, a directory among a directory's entries) is
-// hashed as its error, which is as stable as the bytes would be, and listed
-// in unreadable; an error that is manager's own lack of resources
-// (descriptors, memory) is returned instead, for the caller to retry.
-func contents(fsys fileSystem, paths []string) (content, unreadable, error) {
-	out := make(content, len(paths))
+// contents hashes what a snapshot's files hold, so that the files hashed
+// are the ones the loop saw. Only regular files are opened: a FIFO, a
+// socket, a device or a directory among a directory's entries is hashed as
+// what it is, and a file that cannot be read (no permission) as its error;
+// both are as stable as bytes would be, and listed in unreadable. An error
+// that is manager's own lack of resources (descriptors, memory) is returned
+// instead, for the caller to retry.
+func contents(fsys osFS, snap []stamp) (content, unreadable, error) {
+	out := make(content, len(snap))
 	bad := unreadable{}
-	hashFile := func(p string) (digest, error) {
-		d, err := fsys.hash(p)
-		switch {
-		case err == nil:
+	hashFile := func(st stamp) (digest, error) {
+		var err error
+		if st.fp.mode != syscall.S_IFREG {
+			err = errNotRegular(st.path)
+		} else if d, err2 := fsys.hash(st.path); err2 == nil {
 			return d, nil
-		case lacksResources(err):
+		} else if err = err2; lacksResources(err) {
 			return d, err
 		}
-		bad[p] = err
+		bad[st.path] = err
 		return sha256.Sum256([]byte(err.Error())), nil
 	}
-	for _, p := range paths {
-		fp, err := fsys.stat(p)
-		if err != nil {
-			continue
-		}
-		if !fp.dir {
-			d, err := hashFile(p)
+	for i := 0; i < len(snap); i++ {
+		st := snap[i]
+		if !st.fp.isDir() {
+			d, err := hashFile(st)
 			if err != nil {
 				return nil, nil, err
 			}
-			out[p] = d
+			out[st.path] = d
 			continue
 		}
 		h := sha256.New()
-		names, err := fsys.readDir(p)
-		if err != nil {
+		if st.fp.errno != 0 {
+			err := &fs.PathError{Op: "open", Path: st.path, Err: st.fp.errno}
 			if lacksResources(err) {
 				return nil, nil, err
 			}
-			bad[p] = err
+			bad[st.path] = err
+			h.Write([]byte(err.Error()))
 		}
-		for _, name := range names {
-			if hidden(name) {
-				continue
-			}
-			e := p + "/" + name
+		entries := snap[i+1 : i+1+int(st.fp.size)]
+		i += len(entries)
+		for _, e := range entries {
 			d, err := hashFile(e)
 			if err != nil {
 				return nil, nil, err
 			}
-			out[e] = d
-			h.Write([]byte(name))
+			out[e.path] = d
+			h.Write([]byte(e.path[len(st.path)+1:]))
 			h.Write([]byte{0})
 			h.Write(d[:])
 		}
 		var d digest
 		h.Sum(d[:0])
-		out[p] = d
+		out[st.path] = d
 	}
 	return out, bad, nil
 }
@@ -506,15 +516,12 @@ func changedEntries(p string, before, after content) []string {
 	return out
 }
 
-// isFileMount reports whether path, symlinks followed, is a file that is
-// itself a mount point: a bind mount of a single file. A ConfigMap key (a
-// symlink into its volume) or a file in a mounted directory is not one.
+// isFileMount reports whether path, a file, symlinks followed, is itself a
+// mount point: a bind mount of a single file. A ConfigMap key (a symlink
+// into its volume) or a file in a mounted directory is not one.
 func isFileMount(path string) bool {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return false
-	}
-	if fi, err := os.Stat(real); err != nil || fi.IsDir() {
 		return false
 	}
 	real, err = filepath.Abs(real)
@@ -559,4 +566,49 @@ func unescapeMountPath(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// hashPurpose says what a hash is for.
+type hashPurpose int
+
+const (
+	baseline hashPurpose = iota // what the child started with
+	change                      // what the paths hold after a change settled
+)
+
+func (p hashPurpose) String() string {
+	if p == baseline {
+		return "baseline"
+	}
+	return "change"
+}
+
+// hashJob asks for the contents of the files of a snapshot.
+type hashJob struct {
+	paths   []string
+	purpose hashPurpose
+	before  []stamp         // the snapshot the loop acts on: the files to hash, and what they must still look like
+	busy    map[string]bool // entries that may change meanwhile without making the hash unstable
+	gen     int             // the child it was asked for
+}
+
+// hashResult is a hashJob's answer.
+type hashResult struct {
+	job    hashJob
+	sums   content
+	bad    unreadable
+	stable bool  // no stat of the paths changed while they were hashed
+	err    error // manager lacked resources: try again
+}
+
+// hashNow does a hashJob, beside the supervisor loop: a huge file or a slow
+// read must never delay forwarding, reaping or a timer. The paths are
+// stat'ed again after hashing: if they differ from the snapshot the loop
+// took (when it started the child, or saw the change settle), the content
+// read may be newer than that, or half old, half new. Busy entries do not
+// count: they change all the time, and waiting for them to hold still is
+// what busy means not to do.
+func hashNow(fsys osFS, job hashJob) hashResult {
+	sums, bad, err := contents(fsys, job.before)
+	return hashResult{job: job, sums: sums, bad: bad, err: err, stable: sameFiles(job.before, snapshot(fsys, job.paths), job.busy)}
 }

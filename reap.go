@@ -7,8 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,7 +208,7 @@ func startError(path string, err error) (int, error) {
 	return exitNotExecutable, err
 }
 
-// reapAll collects every child that has exited, stopped or continued,
+// reapAll collects every child that has exited or stopped,
 // without blocking, and hands each to handle. It is the only place in
 // manager that waits for a process: two waiters would steal each other's
 // exit statuses. Stops are asked for (WUNTRACED) so that a child stopped at
@@ -214,7 +217,7 @@ func startError(path string, err error) (int, error) {
 func reapAll(handle func(pid int, status syscall.WaitStatus)) (remain bool) {
 	for {
 		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WUNTRACED|syscall.WCONTINUED, nil)
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WUNTRACED, nil)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -305,4 +308,195 @@ func blockThreadSignals(sigs ...syscall.Signal) (old uint64) {
 func setThreadSignalMask(mask uint64) {
 	const sigSetmask = 2
 	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, sigSetmask, uintptr(unsafe.Pointer(&mask)), 0, 8, 0, 0)
+}
+
+// signals are the channels manager's signals arrive on, subscribed to before
+// anything else happens.
+type signals struct {
+	chld     chan os.Signal // SIGCHLD; one slot, since each wake-up reaps until nothing is left
+	shutdown chan os.Signal // TERM and INT
+	forward  chan os.Signal // everything else manager forwards
+	ignored  []syscall.Signal
+}
+
+// subscribe asks for every signal manager handles. It runs first thing in
+// main: until it returns, a SIGTERM takes the Go runtime's default path,
+// which for PID 1 (which the kernel will not kill) ends in exit code 2.
+//
+// TERM and INT get their own channel so that a flood of other signals can
+// never crowd out a shutdown (os/signal drops what a full channel cannot
+// take). A signal manager was started with ignored (nohup's HUP, the INT of
+// a shell's "cmd &") is not subscribed to, so that it stays ignored, also
+// for the child, which inherits ignored dispositions through exec, as under
+// tini and catatonit. Only what the Go runtime leaves as it found it can be
+// seen that way: it respects an inherited SIG_IGN for HUP and INT, and
+// leaves TSTP, TTIN, TTOU and CONT alone until subscribed, but installs its
+// handler over every other signal before main runs.
+func subscribe() *signals {
+	s := &signals{chld: make(chan os.Signal, 1), shutdown: make(chan os.Signal, 8), forward: make(chan os.Signal, 256)}
+	// Each signal.Notify is a handshake with the runtime's signal thread
+	// (tens of µs): TERM and INT, which end PID 1 with code 2 until then,
+	// come first.
+	s.notify(s.shutdown, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(s.chld, syscall.SIGCHLD)
+	var forward []syscall.Signal
+	for _, sig := range forwardedSignals() {
+		forward = append(forward, sig.(syscall.Signal))
+	}
+	s.notify(s.forward, forward...)
+	return s
+}
+
+// notify subscribes c to sigs, except those ignored at start.
+func (s *signals) notify(c chan os.Signal, sigs ...syscall.Signal) {
+	var want []os.Signal
+	for _, sig := range sigs {
+		if ignoredAtStart(sig) {
+			s.ignored = append(s.ignored, sig)
+		} else {
+			want = append(want, sig)
+		}
+	}
+	signal.Notify(c, want...)
+}
+
+// ignoredAtStart reports whether sig's disposition is SIG_IGN now, before
+// manager subscribes to it.
+func ignoredAtStart(sig syscall.Signal) bool {
+	var old [8]uintptr // struct sigaction; its handler comes first on every architecture manager is built for
+	_, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old[0])), 8, 0, 0)
+	const sigIgn = 1
+	return e == 0 && old[0] == sigIgn
+}
+
+// forwardedSignals lists every signal forwarded to the child: all that a Go
+// program can catch, except SIGCHLD (manager's own), SIGURG (the Go runtime
+// preempts goroutines with it), SIGPROF (the runtime keeps it for
+// profiling), the synchronous fault signals, which concern manager itself,
+// and 32 to 34, reserved by C libraries and never delivered to os/signal.
+func forwardedSignals() []os.Signal {
+	var out []os.Signal
+	for n := 1; n <= maxSignal; n++ {
+		switch sig := syscall.Signal(n); sig {
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPROF,
+			syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP,
+			syscall.SIGSYS, syscall.SIGABRT, 32, 33, 34,
+			syscall.SIGTERM, syscall.SIGINT: // on the shutdown channel
+		default:
+			out = append(out, sig)
+		}
+	}
+	return out
+}
+
+// tuneRuntime lowers the garbage collector's goal once manager polls: it
+// holds little live data, and its only garbage comes from polls and the
+// restarts they cause; Go's default 4 MB minimum heap goal would let that
+// garbage grow its footprint by as much before the first collection. The
+// call stops the world (0.7 ms, measured), so it is made at the first poll
+// rather than at start, where a manager that watches nothing would pay it
+// for nothing.
+var tuneRuntime = sync.OnceFunc(func() { debug.SetGCPercent(gcPercent) })
+
+// gcPercent sets the garbage collector's heap goal (GOGC).
+const gcPercent = 20
+
+// threadReserve is how many OS threads manager makes, idle, before it
+// starts a child. The Go runtime creates threads as it needs them, and
+// crashes when it cannot ("newosproc"), which a child that fills the
+// container's pids limit would cause: as PID 1, killing every process at
+// once. With a thread in reserve for everything that can block at the same
+// time (the loop in a system call, the hasher in a read, the netpoller, the
+// thread that holds the one P, a spare), the runtime never needs one more;
+// it keeps idle threads for good. The threads with fixed jobs (sysmon, the
+// signal threads, the launcher, the log writer) exist by then.
+const threadReserve = 6
+
+// prepareRuntime fits the Go runtime to manager before anything starts:
+// one P, since the loop is a single goroutine, and with more Ps every
+// wake-up of a timer also wakes idle threads that spin for work and find
+// none (measured at -poll 100ms: 15 to 20% less CPU with one); and every
+// thread it will ever need.
+func prepareRuntime() {
+	runtime.GOMAXPROCS(1)
+	startLauncher()
+	reserveThreads(threadReserve)
+}
+
+// reserveThreads makes the runtime create n threads: n goroutines lock
+// themselves to a thread each and wait until all have, which the runtime
+// can only serve with n threads, then return them to its idle pool. It
+// returns once they are all back: a thread the runtime needed right after
+// would otherwise find none idle yet, and make one more.
+func reserveThreads(n int) {
+	var locked, unlocked sync.WaitGroup
+	release := make(chan struct{})
+	locked.Add(n)
+	unlocked.Add(n)
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			locked.Done()
+			<-release
+			runtime.UnlockOSThread()
+			unlocked.Done()
+		}()
+	}
+	locked.Wait()
+	close(release)
+	unlocked.Wait()
+}
+
+// signalNames are the Linux signal names without their SIG prefix, indexed
+// by number; IOT and POLL are accepted as the aliases of ABRT and IO.
+var signalNames = [...]string{
+	1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS",
+	8: "FPE", 9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE",
+	14: "ALRM", 15: "TERM", 16: "STKFLT", 17: "CHLD", 18: "CONT", 19: "STOP",
+	20: "TSTP", 21: "TTIN", 22: "TTOU", 23: "URG", 24: "XCPU", 25: "XFSZ",
+	26: "VTALRM", 27: "PROF", 28: "WINCH", 29: "IO", 30: "PWR", 31: "SYS",
+}
+
+// maxSignal is the highest signal number on Linux (SIGRTMAX).
+const maxSignal = 64
+
+// parseSignal reads a signal as HUP, SIGHUP, hup or 1.
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > maxSignal {
+			return 0, fmt.Errorf("no signal number %d (1 to %d)", n, maxSignal)
+		}
+		return syscall.Signal(n), nil
+	}
+	// Upper case by ASCII only: Unicode case folding would read "ſighup"
+	// (long s) as SIGHUP.
+	name := strings.TrimPrefix(strings.Map(asciiUpper, s), "SIG")
+	switch name {
+	case "IOT":
+		name = "ABRT"
+	case "POLL":
+		name = "IO"
+	}
+	for n, v := range signalNames {
+		if v != "" && v == name {
+			return syscall.Signal(n), nil
+		}
+	}
+	return 0, errors.New("unknown signal")
+}
+
+// asciiUpper upper-cases the ASCII letter r, and leaves anything else as it is.
+func asciiUpper(r rune) rune {
+	if 'a' <= r && r <= 'z' {
+		return r - 'a' + 'A'
+	}
+	return r
+}
+
+// signalName names sig the way kill -l does, with its SIG prefix.
+func signalName(sig syscall.Signal) string {
+	if int(sig) < len(signalNames) && signalNames[sig] != "" {
+		return "SIG" + signalNames[sig]
+	}
+	return "signal " + strconv.Itoa(int(sig))
 }

@@ -1,6 +1,6 @@
 package main
 
-// Tests of what make release ships (issue 10): static binaries for every
+// Tests of what make release ships: static binaries for every
 // architecture Docker names, byte for byte reproducible, checksummed, and
 // really running on foreign architectures under qemu-user; and the version
 // that a plain go build or go install stamps.
@@ -79,7 +79,7 @@ func describe(dir string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestReleaseBinaries is issue 10's test 1: every binary make release writes
+// TestReleaseBinaries proves that every binary make release writes
 // is a static ELF executable for its architecture, built as the Makefile
 // says, and a second release of the same source, from another directory,
 // with an empty build cache, has the same bytes.
@@ -196,7 +196,7 @@ func gitOutput(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestReleaseQemu is issue 10's test 2: every release binary prints its
+// TestReleaseQemu proves that every release binary prints its
 // version, natively or under qemu-user; the arm64 and s390x (big-endian)
 // ones also run a child of their own architecture, pass on its exit code,
 // and turn a SIGTERM into 143.
@@ -281,7 +281,7 @@ func buildChild(t *testing.T, goarch string) string {
 	return out
 }
 
-// TestReleaseChecksums is issue 10's test 4: make release writes a
+// TestReleaseChecksums proves that make release writes a
 // SHA256SUMS that sha256sum -c accepts, naming every binary.
 func TestReleaseChecksums(t *testing.T) {
 	integration(t)

@@ -1,21 +1,288 @@
 package main
 
-// Integration tests of configuration watching: the built manager restarts or
-// reloads a real child when real files change. The child ("helper app")
-// holds a lock for its whole life, so two children overlapping is caught by
-// the second one, which prints "overlap".
+// Tests of acting on changes: first the supervisor's pipeline on a fake
+// clock and kernel (hash, compare, check, apply), then the built manager
+// restarting or reloading a real child when real files change. The child
+// ("helper app") holds a lock for its whole life, so two children
+// overlapping is caught by the second one, which prints "overlap".
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
+
+func TestRestartOnChange(t *testing.T) {
+	h, conf := watchHarness(t)
+	old := h.s.child.pid
+	h.polls(3)
+	h.wantKills()
+	writeFile(t, conf, "b")
+	h.polls(5) // the change is seen, then must stay unchanged for 500ms
+	h.wantKills()
+	h.polls(1)
+	h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
+	if h.s.phase != restarting {
+		t.Fatalf("phase = %v after a settled change, want restarting", h.s.phase)
+	}
+	h.k.exit(old, signaled(syscall.SIGTERM))
+	h.reap()
+	h.wantRunning()
+	if h.starts() != 2 || h.s.child.pid == old {
+		t.Fatalf("starts = %d, pid = %d; want a second child", h.starts(), h.s.child.pid)
+	}
+	h.wantLog("config changed", conf)
+	h.polls(20)
+	if h.starts() != 2 {
+		t.Errorf("starts = %d after the change was applied, want 2", h.starts())
+	}
+}
+
+func TestSameBytesDoNotRestart(t *testing.T) {
+	h, conf := watchHarness(t)
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(conf, future, future); err != nil { // touch
+		t.Fatal(err)
+	}
+	h.polls(10)
+	writeFile(t, conf, "b")
+	h.polls(2)
+	writeFile(t, conf, "a") // restored before it settled
+	h.polls(10)
+	h.wantKills()
+	if h.starts() != 1 {
+		t.Errorf("starts = %d, want 1", h.starts())
+	}
+	h.wantLog("config unchanged")
+}
+
+func TestReloadSignal(t *testing.T) {
+	h, conf := watchHarness(t, "-reload-signal", "HUP")
+	pid := h.s.child.pid
+	writeFile(t, conf, "b")
+	h.polls(10)
+	h.wantKills(sent{pid, syscall.SIGHUP})
+	h.wantRunning()
+	if h.s.child.pid != pid || h.starts() != 1 {
+		t.Errorf("pid %d → %d, starts %d; want the same child", pid, h.s.child.pid, h.starts())
+	}
+	writeFile(t, conf, "c")
+	h.polls(10)
+	h.wantKills(sent{pid, syscall.SIGHUP})
+}
+
+func TestCheck(t *testing.T) {
+	h, conf := watchHarness(t, "-check", "/bin/sh -n")
+	pid := h.s.child.pid
+	writeFile(t, conf, "bad")
+	h.polls(10)
+	check := h.s.pipe.checkPid
+	if check == 0 || !slices.Equal(h.k.started[len(h.k.started)-1].argv, []string{"/bin/sh", "-n"}) {
+		t.Fatalf("no check started after a change; started %v", h.k.started)
+	}
+	h.k.exit(check, exitedWith(1))
+	h.reap()
+	h.wantLog("check failed", `command="/bin/sh -n"`, "code=1")
+	h.wantKills(sent{-check, syscall.SIGKILL}) // what the check left behind, and nothing else
+	h.wantRunning()
+
+	writeFile(t, conf, "good")
+	h.polls(10)
+	check = h.s.pipe.checkPid
+	h.k.exit(check, exitedWith(0))
+	h.reap()
+	h.wantLog("check passed")
+	h.wantKills(sent{-check, syscall.SIGKILL}, sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT})
+
+	t.Run("timeout", func(t *testing.T) {
+		h, conf := watchHarness(t, "-check", "/bin/sh", "-grace", "3s")
+		writeFile(t, conf, "b")
+		h.polls(10)
+		check := h.s.pipe.checkPid
+		h.advance(3 * time.Second)
+		h.wantKills(sent{-check, syscall.SIGKILL})
+		h.k.exit(check, signaled(syscall.SIGKILL))
+		h.reap()
+		h.wantLog("check failed", "signal=SIGKILL")
+		h.wantRunning()
+	})
+}
+
+func TestChangeDuringRestart(t *testing.T) {
+	h, conf := watchHarness(t)
+	old := h.s.child.pid
+	writeFile(t, conf, "b")
+	h.polls(10)
+	h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
+	writeFile(t, conf, "c") // while the old child takes its time to stop
+	h.polls(10)
+	if h.starts() != 1 {
+		t.Fatalf("a child started while the old one was stopping")
+	}
+	h.k.exit(old, exitedWith(0))
+	h.reap()
+	second := h.s.child.pid
+	h.wantKills(sent{second, syscall.SIGTERM}, sent{second, syscall.SIGCONT}) // the one more action
+	h.k.exit(second, exitedWith(0))
+	h.reap()
+	h.polls(20)
+	if h.starts() != 3 {
+		t.Errorf("starts = %d, want 3: one for each settled change, no more", h.starts())
+	}
+	h.wantRunning()
+}
+
+func TestShutdownDuringRestart(t *testing.T) {
+	h, conf := watchHarness(t)
+	old := h.s.child.pid
+	writeFile(t, conf, "b")
+	h.polls(10)
+	h.signal(syscall.SIGTERM)
+	h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT}, sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
+	h.advance(10 * time.Second)
+	h.k.exit(old, signaled(syscall.SIGKILL))
+	h.reap()
+	h.wantDone(137)
+	if h.starts() != 1 {
+		t.Errorf("starts = %d, want no new child after SIGTERM", h.starts())
+	}
+}
+
+func TestChildExitWhileChangePending(t *testing.T) {
+	h, conf := watchHarness(t, "-check", "/bin/sh")
+	writeFile(t, conf, "b")
+	h.polls(10)
+	check := h.s.pipe.checkPid
+	h.k.exit(h.s.child.pid, exitedWith(4))
+	h.reap()
+	h.wantKills(sent{-check, syscall.SIGKILL})
+	h.wantDone(4)
+	if h.starts() != 1 {
+		t.Errorf("starts = %d, want 1", h.starts())
+	}
+}
+
+func TestRestartCannotStart(t *testing.T) {
+	h, conf := watchHarness(t)
+	writeFile(t, conf, "b")
+	h.polls(10)
+	h.k.startErr = &os.PathError{Op: "fork/exec", Path: "/bin/true", Err: syscall.ENOENT}
+	h.k.exit(h.s.child.pid, signaled(syscall.SIGTERM))
+	h.reap()
+	h.wantDone(127)
+	h.wantLog("cannot start child")
+}
+
+func TestConfigMissingThenCreated(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	h := newHarness(t, false, "-config", conf, "-poll", "100ms", "-debounce", "500ms", "/bin/true")
+	h.polls(10)
+	writeFile(t, conf, "a")
+	h.polls(10)
+	if h.s.phase != restarting {
+		t.Fatal("creating the missing config did not restart")
+	}
+	h.k.exit(h.s.child.pid, exitedWith(0))
+	h.reap()
+	if err := os.Remove(conf); err != nil {
+		t.Fatal(err)
+	}
+	h.polls(10)
+	h.wantLog("level=WARN", "config missing", conf)
+	if h.s.phase != running || h.starts() != 2 {
+		t.Fatal("deleting the config acted on it")
+	}
+	writeFile(t, conf, "a")
+	h.polls(10)
+	if h.s.phase != running {
+		t.Fatal("reappearing with the same bytes restarted")
+	}
+	writeFile(t, conf, "new")
+	h.polls(10)
+	if h.s.phase != restarting {
+		t.Fatal("reappearing with new bytes did not restart")
+	}
+}
+
+func TestRestartSignal(t *testing.T) {
+	t.Run("restarts with unchanged files, not forwarded", func(t *testing.T) {
+		h, _ := watchHarness(t, "-restart-signal", "USR2", "-reload-signal", "HUP")
+		old := h.s.child.pid
+		h.signal(syscall.SIGUSR2)
+		h.deliver()
+		h.wantLog("restart requested", "signal=SIGUSR2")
+		h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
+		h.k.exit(old, signaled(syscall.SIGTERM))
+		h.reap()
+		h.wantRunning()
+		if h.starts() != 2 {
+			t.Errorf("starts = %d, want 2", h.starts())
+		}
+	})
+	t.Run("without watching", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-restart-signal", "USR2", "/bin/true")
+		old := h.s.child.pid
+		h.signal(syscall.SIGUSR2)
+		h.deliver()
+		h.wantKills(sent{old, syscall.SIGTERM}, sent{old, syscall.SIGCONT})
+	})
+	t.Run("through a failing check", func(t *testing.T) {
+		h, _ := watchHarness(t, "-restart-signal", "USR2", "-check", "/bin/sh -n")
+		h.signal(syscall.SIGUSR2)
+		h.deliver()
+		check := h.s.pipe.checkPid
+		if check == 0 {
+			t.Fatal("no check started for a requested restart")
+		}
+		h.k.exit(check, exitedWith(1))
+		h.reap()
+		h.wantLog("check failed")
+		h.wantKills(sent{-check, syscall.SIGKILL})
+		h.wantRunning()
+		h.polls(20)
+		h.wantKills()
+	})
+}
+
+func TestBusyEntryNeverStarves(t *testing.T) {
+	// A state file rewritten every 300 ms, also while a real change beside
+	// it is hashed: the hash must not be thrown away for it.
+	dir := t.TempDir()
+	conf, state := filepath.Join(dir, "a.conf"), filepath.Join(dir, "state")
+	writeFile(t, conf, "a")
+	writeFile(t, state, "0")
+	h := newHarness(t, false, "-config", dir, "-poll", "100ms", "-debounce", "500ms", "/bin/true")
+	n := 0
+	bump := func() { n++; writeFile(t, state, strconv.Itoa(n)) }
+	hash := h.s.hash
+	h.s.hash = func(job hashJob) {
+		bump() // rewritten while the hash reads
+		hash(job)
+	}
+	for i := range 150 { // 15 s: busy after 10
+		if i%3 == 0 {
+			bump()
+		}
+		h.polls(1)
+	}
+	h.wantLog("config busy", state)
+	h.k.takeKills()
+	writeFile(t, conf, "b")
+	for i := range 30 {
+		if i%3 == 0 {
+			bump()
+		}
+		h.polls(1)
+	}
+	h.wantKills(sent{h.s.child.pid, syscall.SIGTERM}, sent{h.s.child.pid, syscall.SIGCONT})
+}
 
 // reloadArgs are the timings of these tests: fast enough to test quickly,
 // slow enough that a burst of writes is clearly one change.
@@ -345,7 +612,7 @@ func TestReloadChildExitsWhileChangePending(t *testing.T) {
 	}
 }
 
-// TestSingleFileMount is issue 9 test 4: in a private mount namespace, a
+// TestSingleFileMount proves that in a private mount namespace, a
 // file bind-mounted onto the watched path gets the warning, once; a
 // bind-mounted directory and a plain file get none.
 func TestSingleFileMount(t *testing.T) {
@@ -386,7 +653,7 @@ func TestSingleFileMount(t *testing.T) {
 	}
 }
 
-// TestConfigProblemsAreNamed is issue 11 items 3 and 6: a watched path that
+// TestConfigProblemsAreNamed proves that a watched path that
 // is missing or unreadable is named at WARN, and a change in a watched
 // directory names the entries that changed.
 func TestConfigProblemsAreNamed(t *testing.T) {

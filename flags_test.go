@@ -204,7 +204,7 @@ var argsErrorCases = []argsErrorCase{
 	{"bad syntax", []string{"---grace", "1s"}, nil, "bad flag syntax: ---grace (manager -h lists the flags)"},
 	{"bad syntax with a newline", []string{"-=\n"}, nil, `bad flag syntax: "-=\n" (manager -h lists the flags)`},
 
-	// Nonsense is a bad flag (issue 8, item 12).
+	// Nonsense is a bad flag.
 	{"poll busy", []string{"-poll", "1ns"}, nil, `-poll "1ns": under 10ms, polling is a busy loop`},
 	{"poll just under", []string{"-poll", "9.999ms"}, nil, `-poll "9.999ms": under 10ms, polling is a busy loop`},
 	{"reload KILL", []string{"-reload-signal", "KILL"}, nil, `-reload-signal "KILL": SIGKILL cannot be caught: the program could never handle it`},
@@ -650,5 +650,122 @@ func wantJSONLog(t *testing.T, p *proc) {
 	}
 	if last := all[len(all)-1]; !strings.Contains(last, `"msg":"exiting"`) {
 		t.Errorf("last log line %q, want the JSON exit line", last)
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		argv      []string
+		configs   []string
+		check     []string
+		stop      syscall.Signal
+		explicit  bool
+		reload    syscall.Signal
+		grace     time.Duration
+		remapped  []int
+		logFormat string
+	}{
+		{name: "defaults", args: nil, argv: []string{defaultCommand}, configs: []string{defaultConfig}, stop: syscall.SIGTERM, grace: 10 * time.Second, logFormat: "text"},
+		{name: "positional", args: []string{"/bin/app", "-x", "y"}, argv: []string{"/bin/app", "-x", "y"}},
+		{name: "after dashes", args: []string{"--", "/bin/app", "--grace", "1s"}, argv: []string{"/bin/app", "--grace", "1s"}},
+		{name: "-command takes every positional", args: []string{"-command", "/bin/app", "a", "-b"}, argv: []string{"/bin/app", "a", "-b"}},
+		{name: "-command with dashes", args: []string{"--command=/bin/app", "--", "--a"}, argv: []string{"/bin/app", "--a"}},
+		{name: "double-dash flags", args: []string{"--grace", "3s", "--stop-signal", "sigquit", "app"}, argv: []string{"app"}, grace: 3 * time.Second, stop: syscall.SIGQUIT, explicit: true},
+		{name: "config replaces default", args: []string{"-config", "/a", "-config", "/b/"}, configs: []string{"/a", "/b/"}},
+		{name: "config empty disables", args: []string{"-config", ""}, configs: []string{}},
+		{name: "check split on spaces", args: []string{"-check", "  /bin/true  -t\tx "}, check: []string{"/bin/true", "-t", "x"}},
+		{name: "reload by number", args: []string{"-reload-signal", "1"}, reload: syscall.SIGHUP},
+		{name: "remap repeatable", args: []string{"-remap-exit", "143", "-remap-exit", "0"}, remapped: []int{0, 143}},
+		{name: "json", args: []string{"-log-format", "json"}, logFormat: "json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseArgs(tc.args)
+			if err != nil {
+				t.Fatalf("parseArgs(%q): %v", tc.args, err)
+			}
+			if tc.argv != nil && !slices.Equal(c.argv, tc.argv) {
+				t.Errorf("parseArgs(%q).argv = %q, want %q", tc.args, c.argv, tc.argv)
+			}
+			if tc.configs != nil && !slices.Equal(c.configs, tc.configs) {
+				t.Errorf("parseArgs(%q).configs = %q, want %q", tc.args, c.configs, tc.configs)
+			}
+			if tc.check != nil && !slices.Equal(c.check, tc.check) {
+				t.Errorf("parseArgs(%q).check = %q, want %q", tc.args, c.check, tc.check)
+			}
+			if tc.stop != 0 && (c.stopSignal != tc.stop || c.stopExplicit != tc.explicit) {
+				t.Errorf("parseArgs(%q) stop signal = %v (explicit %v), want %v (explicit %v)", tc.args, c.stopSignal, c.stopExplicit, tc.stop, tc.explicit)
+			}
+			if c.reloadSignal != tc.reload {
+				t.Errorf("parseArgs(%q).reloadSignal = %v, want %v", tc.args, c.reloadSignal, tc.reload)
+			}
+			if tc.grace != 0 && c.grace != tc.grace {
+				t.Errorf("parseArgs(%q).grace = %v, want %v", tc.args, c.grace, tc.grace)
+			}
+			for _, n := range tc.remapped {
+				if !c.remap[n] {
+					t.Errorf("parseArgs(%q) does not remap %d", tc.args, n)
+				}
+			}
+			if tc.logFormat != "" && c.logFormat != tc.logFormat {
+				t.Errorf("parseArgs(%q).logFormat = %q, want %q", tc.args, c.logFormat, tc.logFormat)
+			}
+		})
+	}
+}
+
+func TestParseArgsErrors(t *testing.T) {
+	notExec := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(notExec, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"-frobnicate"}, "flag provided but not defined: -frobnicate (manager -h lists the flags)"},
+		{"missing value", []string{"-grace"}, "flag needs an argument: -grace (manager -h lists the flags)"},
+		{"empty command", []string{"-command", ""}, `-command "": empty command`},
+		{"empty positional", []string{"--", ""}, `command "": empty command`},
+		{"poll not a duration", []string{"-poll", "often"}, `-poll "often": invalid duration`},
+		{"poll zero", []string{"-poll", "0s"}, `-poll "0s": must be positive`},
+		{"debounce negative", []string{"-debounce", "-1s"}, `-debounce "-1s": must be positive`},
+		{"grace unitless", []string{"-grace", "10"}, `-grace "10": invalid duration`},
+		{"grace not a duration", []string{"-grace", "ten"}, `-grace "ten": invalid duration`},
+		{"reload unknown", []string{"-reload-signal", "SIGFOO"}, `-reload-signal "SIGFOO": unknown signal`},
+		{"stop out of range", []string{"-stop-signal", "65"}, `-stop-signal "65": no signal number 65 (1 to 64)`},
+		{"stop zero", []string{"-stop-signal", "0"}, `-stop-signal "0": no signal number 0 (1 to 64)`},
+		{"check empty", []string{"-check", "  "}, `-check "  ": empty command`},
+		{"check not found", []string{"-check", "no-such-validator -t"}, `-check "no-such-validator -t": no-such-validator: not found in PATH`},
+		{"check not executable", []string{"-check", notExec}, fmt.Sprintf("-check %q: %s: permission denied", notExec, notExec)},
+		{"remap not a number", []string{"-remap-exit", "x"}, `-remap-exit "x": not an exit code (0 to 255)`},
+		{"remap too big", []string{"-remap-exit", "256"}, `-remap-exit "256": not an exit code (0 to 255)`},
+		{"log format", []string{"-log-format", "xml"}, `-log-format "xml": want text or json`},
+		{"log level", []string{"-log-level", "trace"}, `-log-level "trace": want debug, info, warn or error`},
+		{"log level offset", []string{"-log-level", "info+2"}, `-log-level "info+2": want debug, info, warn or error`},
+		{"bool with value", []string{"-group=maybe"}, `invalid boolean value "maybe" for -group: parse error (manager -h lists the flags)`},
+		{"check without grace", []string{"-grace", "0s", "-check", "/bin/true"}, `-grace "0s": -check is killed after -grace, so it needs more than 0`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseArgs(tc.args)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("parseArgs(%q) error = %v, want %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestReadmeShowsUsage keeps the README's copy of -h in step with the code.
+func TestReadmeShowsUsage(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```\n"+usage+"```\n") {
+		t.Errorf("README.md does not show manager -h verbatim; paste:\n%s", usage)
 	}
 }

@@ -1,0 +1,307 @@
+package main
+
+// Tests of change detection: fingerprints of real files before and after
+// real changes, content hashes, and the debouncer fed real snapshots at
+// fake times.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fsOp changes the files of a test directory.
+type fsOp func(tb testing.TB, dir string)
+
+func write(name, content string) fsOp {
+	return func(tb testing.TB, dir string) { writeFile(tb, filepath.Join(dir, name), content) }
+}
+
+func remove(name string) fsOp {
+	return func(tb testing.TB, dir string) {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// renameInto writes content to a hidden temporary file and renames it over
+// name, as editors and atomic writers do.
+func renameInto(name, content string) fsOp {
+	return func(tb testing.TB, dir string) {
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		writeFile(tb, tmp, content)
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// fifo makes a named pipe: opening it to read would block without a writer.
+func fifo(name string) fsOp {
+	return func(tb testing.TB, dir string) {
+		if err := syscall.Mkfifo(filepath.Join(dir, name), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// touch sets the modification time of name one hour ahead.
+func touch(name string) fsOp {
+	return func(tb testing.TB, dir string) {
+		t := time.Now().Add(time.Hour)
+		if err := os.Chtimes(filepath.Join(dir, name), t, t); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// chmod changes only the inode's ctime (and mode bits nobody hashes).
+func chmod(name string) fsOp {
+	return func(tb testing.TB, dir string) {
+		if err := os.Chmod(filepath.Join(dir, name), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// configMap lays out a directory the way the kubelet's atomic writer does:
+// a timestamped directory with the data, a "..data" symlink to it, and each
+// key a symlink through "..data". Each call is one update: a new timestamped
+// directory, "..data_tmp" renamed over "..data" (rename(2), atomic), then the
+// old directory removed.
+func configMap(files map[string]string) fsOp {
+	return func(tb testing.TB, dir string) {
+		tb.Helper()
+		stamp := fmt.Sprintf("..%s.%d", time.Now().UTC().Format("2006_01_02_15_04_05"), time.Now().UnixNano())
+		if err := os.Mkdir(filepath.Join(dir, stamp), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		for name, content := range files {
+			writeFile(tb, filepath.Join(dir, stamp, name), content)
+		}
+		old, _ := os.Readlink(filepath.Join(dir, "..data"))
+		if err := os.Symlink(stamp, filepath.Join(dir, "..data_tmp")); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			tb.Fatal(err)
+		}
+		for name := range files {
+			link := filepath.Join(dir, name)
+			if _, err := os.Lstat(link); err != nil {
+				if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+		if old != "" {
+			if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestChangeDetection(t *testing.T) {
+	tests := []struct {
+		name      string
+		watch     string // relative to the test directory; "" is the directory
+		setup     []fsOp
+		change    []fsOp
+		candidate bool // the stat fingerprints differ
+		changed   bool // the content hashes differ
+		vanished  bool
+	}{
+		{name: "none", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}},
+		{name: "mtime only", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{touch("app.conf")}, candidate: true},
+		{name: "ctime only", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{chmod("app.conf")}, candidate: true},
+		{name: "size", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{write("app.conf", "ab")}, candidate: true, changed: true},
+		{name: "same size, new bytes", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{write("app.conf", "b"), touch("app.conf")}, candidate: true, changed: true},
+		{name: "inode swap, same bytes", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{renameInto("app.conf", "a")}, candidate: true},
+		{name: "inode swap, new bytes", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{renameInto("app.conf", "b")}, candidate: true, changed: true},
+		{name: "appear", watch: "app.conf", change: []fsOp{write("app.conf", "a")}, candidate: true, changed: true},
+		{name: "vanish", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{remove("app.conf")}, candidate: true, vanished: true},
+		{name: "vanish and reappear, same bytes", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{remove("app.conf"), write("app.conf", "a")}, candidate: true},
+		{name: "vanish and reappear, new bytes", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}, change: []fsOp{remove("app.conf"), write("app.conf", "b")}, candidate: true, changed: true},
+		{name: "dir: entry added", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{write("b.conf", "b")}, candidate: true, changed: true},
+		{name: "dir: entry removed", setup: []fsOp{write("a.conf", "a"), write("b.conf", "b")}, change: []fsOp{remove("b.conf")}, candidate: true, changed: true},
+		{name: "dir: entry changed", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{write("a.conf", "b")}, candidate: true, changed: true},
+		{name: "dir: entry touched", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{touch("a.conf")}, candidate: true},
+		{name: "dir: FIFO added, never opened to block", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{fifo("pipe")}, candidate: true, changed: true},
+		{name: "dir: swap file ignored", setup: []fsOp{write("a.conf", "a")}, change: []fsOp{write(".a.conf.swp", "x")}},
+		{name: "configmap file: new bytes", watch: "app.conf", setup: []fsOp{configMap(map[string]string{"app.conf": "a"})}, change: []fsOp{configMap(map[string]string{"app.conf": "b"})}, candidate: true, changed: true},
+		{name: "configmap file: same bytes", watch: "app.conf", setup: []fsOp{configMap(map[string]string{"app.conf": "a"})}, change: []fsOp{configMap(map[string]string{"app.conf": "a"})}, candidate: true},
+		{name: "configmap dir: new bytes", setup: []fsOp{configMap(map[string]string{"app.conf": "a"})}, change: []fsOp{configMap(map[string]string{"app.conf": "b"})}, candidate: true, changed: true},
+		{name: "configmap dir: same bytes", setup: []fsOp{configMap(map[string]string{"app.conf": "a"})}, change: []fsOp{configMap(map[string]string{"app.conf": "a"})}, candidate: true},
+		{name: "configmap dir: key added", setup: []fsOp{configMap(map[string]string{"app.conf": "a"})}, change: []fsOp{configMap(map[string]string{"app.conf": "a", "b.conf": "b"})}, candidate: true, changed: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			paths := []string{filepath.Join(dir, tc.watch)}
+			if tc.watch == "" {
+				paths = []string{dir}
+			}
+			for _, op := range tc.setup {
+				op(t, dir)
+			}
+			// A change must land in a later tick of the kernel's coarse
+			// clock than the setup, or "ctime only" sees no difference on
+			// kernels without fine-grained timestamps.
+			for _, p := range paths {
+				waitNotRacy(t, p)
+			}
+			content := mustContents(t, paths)
+			before := snapshot(osFS{}, paths)
+			for _, op := range tc.change {
+				op(t, dir)
+			}
+			after := snapshot(osFS{}, paths)
+			if got := !slices.Equal(before, after); got != tc.candidate {
+				t.Errorf("fingerprints differ = %v, want %v\nbefore %v\nafter  %v", got, tc.candidate, before, after)
+			}
+			changed, _ := changedPaths(paths, content, mustContents(t, paths))
+			if got := len(changed) > 0; got != tc.changed {
+				t.Errorf("content changed = %v (%q), want %v", got, changed, tc.changed)
+			}
+			if got := len(vanished(paths, before, after)) > 0; got != tc.vanished {
+				t.Errorf("vanished = %v, want %v", got, tc.vanished)
+			}
+		})
+	}
+}
+
+func TestRacyFingerprint(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	writeFile(t, conf, "a")
+	fsys := osFS{racyWindow: time.Hour}
+	if fp, err := fsys.stat(conf); err != nil || !fp.racy {
+		t.Errorf("stat of a file written just now = %+v, %v; want racy", fp, err)
+	}
+	// A negative window ends before now: nothing can be that recent.
+	if fp, err := (osFS{racyWindow: -time.Second}).stat(conf); err != nil || fp.racy {
+		t.Errorf("stat with a window in the past = %+v, %v; want not racy", fp, err)
+	}
+	if fp, err := (osFS{}).stat(conf); err != nil || fp.racy {
+		t.Errorf("stat with no window = %+v, %v; want not racy", fp, err)
+	}
+}
+
+// timedOp is an fsOp at a moment of a debounce sequence.
+type timedOp struct {
+	at time.Duration
+	op fsOp
+}
+
+// every repeats op n times, gap apart, from start.
+func every(start, gap time.Duration, n int, op func(i int) fsOp) []timedOp {
+	var out []timedOp
+	for i := 0; i < n; i++ {
+		out = append(out, timedOp{start + time.Duration(i)*gap, op(i)})
+	}
+	return out
+}
+
+func TestDebounce(t *testing.T) {
+	const poll, quiet = 100 * time.Millisecond, 500 * time.Millisecond
+	tests := []struct {
+		name  string
+		watch string
+		setup []fsOp
+		ops   []timedOp
+		want  int // settled changes
+	}{
+		{name: "quiet", watch: "app.conf", setup: []fsOp{write("app.conf", "a")}},
+		{name: "one write", watch: "app.conf", setup: []fsOp{write("app.conf", "a")},
+			ops: []timedOp{{1 * time.Second, write("app.conf", "b")}}, want: 1},
+		{name: "burst: 50 writes in 2s", watch: "app.conf", setup: []fsOp{write("app.conf", "a")},
+			ops: every(time.Second, 40*time.Millisecond, 50, func(i int) fsOp { return write("app.conf", strings.Repeat("x", i+1)) }), want: 1},
+		{name: "slow writer: every 300ms for 3s", watch: "app.conf", setup: []fsOp{write("app.conf", "")},
+			ops: every(time.Second, 300*time.Millisecond, 10, func(i int) fsOp { return write("app.conf", strings.Repeat("line\n", i+1)) }), want: 1},
+		{name: "rename into place", watch: "app.conf", setup: []fsOp{write("app.conf", "a")},
+			ops: []timedOp{{time.Second, renameInto("app.conf", "b")}}, want: 1},
+		{name: "configmap swap, file", watch: "app.conf", setup: []fsOp{configMap(map[string]string{"app.conf": "a"})},
+			ops: []timedOp{{time.Second, configMap(map[string]string{"app.conf": "b"})}}, want: 1},
+		{name: "configmap swap, dir", setup: []fsOp{configMap(map[string]string{"app.conf": "a", "b.conf": "b"})},
+			ops: []timedOp{{time.Second, configMap(map[string]string{"app.conf": "b", "b.conf": "c"})}}, want: 1},
+		{name: "vanish then reappear", watch: "app.conf", setup: []fsOp{write("app.conf", "a")},
+			ops: []timedOp{{time.Second, remove("app.conf")}, {1300 * time.Millisecond, write("app.conf", "b")}}, want: 1},
+		{name: "two changes far apart", watch: "app.conf", setup: []fsOp{write("app.conf", "a")},
+			ops: []timedOp{{time.Second, write("app.conf", "b")}, {3 * time.Second, write("app.conf", "cc")}}, want: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			paths := []string{filepath.Join(dir, tc.watch)}
+			if tc.watch == "" {
+				paths = []string{dir}
+			}
+			for _, op := range tc.setup {
+				op(t, dir)
+			}
+			clock := newFakeClock()
+			start := clock.now
+			d := newDebouncer(quiet, snapshot(osFS{}, paths))
+			var settled []time.Duration
+			ops := tc.ops
+			for at := poll; at <= 6*time.Second; at += poll {
+				clock.now = start.Add(at)
+				for len(ops) > 0 && ops[0].at <= at {
+					ops[0].op(t, dir)
+					ops = ops[1:]
+				}
+				if d.observe(clock.now, snapshot(osFS{}, paths)).settled {
+					settled = append(settled, at)
+				}
+			}
+			if len(settled) != tc.want {
+				t.Fatalf("settled at %v, want %d times", settled, tc.want)
+			}
+			if tc.want > 0 {
+				last := tc.ops[len(tc.ops)-1].at
+				if got := settled[len(settled)-1]; got < last+quiet {
+					t.Errorf("settled at %v, before the last write at %v plus the quiet %v", got, last, quiet)
+				}
+			}
+		})
+	}
+}
+
+// mustContents hashes paths, failing the test if that lacks resources.
+func mustContents(t *testing.T, paths []string) content {
+	t.Helper()
+	c, _, err := contents(osFS{}, snapshot(osFS{}, paths))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestChangedPaths(t *testing.T) {
+	a, b := digest{1}, digest{2}
+	tests := []struct {
+		name    string
+		running content
+		now     content
+		changed []string
+		next    content
+	}{
+		{"same bytes", content{"/x": a}, content{"/x": a}, nil, content{"/x": a}},
+		{"new bytes", content{"/x": a}, content{"/x": b}, []string{"/x"}, content{"/x": b}},
+		{"vanished keeps old", content{"/x": a}, content{}, nil, content{"/x": a}},
+		{"appeared", content{}, content{"/x": a}, []string{"/x"}, content{"/x": a}},
+		{"still missing", content{}, content{}, nil, content{}},
+	}
+	for _, tc := range tests {
+		changed, next := changedPaths([]string{"/x"}, tc.running, tc.now)
+		if !slices.Equal(changed, tc.changed) || fmt.Sprint(next) != fmt.Sprint(tc.next) {
+			t.Errorf("%s: changedPaths = %q, %v; want %q, %v", tc.name, changed, next, tc.changed, tc.next)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+// Tests of the launcher and reaper vocabulary: signal names, the signals
+// forwarded, exit codes, and why a command cannot start.
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestParseSignal(t *testing.T) {
+	tests := []struct {
+		in   string
+		want syscall.Signal
+	}{
+		{"HUP", syscall.SIGHUP}, {"SIGHUP", syscall.SIGHUP}, {"hup", syscall.SIGHUP},
+		{"sighup", syscall.SIGHUP}, {"SigHup", syscall.SIGHUP}, {"1", syscall.SIGHUP},
+		{"TERM", syscall.SIGTERM}, {"15", syscall.SIGTERM}, {"quit", syscall.SIGQUIT},
+		{"USR1", syscall.SIGUSR1}, {"sigusr2", syscall.SIGUSR2}, {"WINCH", syscall.SIGWINCH},
+		{"IOT", syscall.SIGABRT}, {"POLL", syscall.SIGIO}, {"KILL", syscall.SIGKILL},
+		{"64", syscall.Signal(64)}, {"35", syscall.Signal(35)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseSignal(tc.in)
+			if err != nil || got != tc.want {
+				t.Errorf("parseSignal(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "SIG", "HUPP", "0", "-1", "65", "RTMIN", " HUP"} {
+		if got, err := parseSignal(bad); err == nil {
+			t.Errorf("parseSignal(%q) = %v, want an error", bad, got)
+		}
+	}
+	if got := signalName(syscall.SIGTERM); got != "SIGTERM" {
+		t.Errorf("signalName(SIGTERM) = %q, want SIGTERM", got)
+	}
+	if got := signalName(40); got != "signal 40" {
+		t.Errorf("signalName(40) = %q, want signal 40", got)
+	}
+}
+
+func TestForwardedSignals(t *testing.T) {
+	got := forwardedSignals()
+	for _, never := range []syscall.Signal{syscall.SIGCHLD, syscall.SIGURG, syscall.SIGKILL, syscall.SIGSTOP,
+		syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGSYS,
+		syscall.SIGABRT, syscall.SIGPROF, syscall.SIGTERM, syscall.SIGINT} {
+		if slices.Contains(got, os.Signal(never)) {
+			t.Errorf("forwardedSignals() contains %s", signalName(never))
+		}
+	}
+	for _, always := range []syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGWINCH, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGCONT, syscall.SIGTSTP, 35, 64} {
+		if !slices.Contains(got, os.Signal(always)) {
+			t.Errorf("forwardedSignals() lacks %s", signalName(always))
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name string
+		ws   syscall.WaitStatus
+		want int
+	}{
+		{"exit 0", exitedWith(0), 0},
+		{"exit 3", exitedWith(3), 3},
+		{"exit 255", exitedWith(255), 255},
+		{"SIGKILL", signaled(syscall.SIGKILL), 137},
+		{"SIGTERM", signaled(syscall.SIGTERM), 143},
+		{"SIGINT", signaled(syscall.SIGINT), 130},
+		{"SIGSEGV with core", signaled(syscall.SIGSEGV) | 0x80, 139},
+	}
+	for _, tc := range tests {
+		if got := exitCode(tc.ws); got != tc.want {
+			t.Errorf("%s: exitCode(%#x) = %d, want %d", tc.name, uint32(tc.ws), got, tc.want)
+		}
+	}
+}
+
+func TestStartError(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script")
+	if err := os.WriteFile(script, []byte("#!/no/such/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		path string
+		err  error
+		code int
+		why  string
+	}{
+		{"missing", "/no/such/app", &os.PathError{Op: "fork/exec", Path: "/no/such/app", Err: syscall.ENOENT}, 127, "no such file or directory"},
+		{"missing interpreter", script, &os.PathError{Op: "fork/exec", Path: script, Err: syscall.ENOENT}, 127, "interpreter not found"},
+		{"not executable", "/etc/hostname", &os.PathError{Op: "fork/exec", Path: "/etc/hostname", Err: syscall.EACCES}, 126, "permission denied"},
+		{"bad format", "/x", &os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOEXEC}, 126, "exec format error"},
+	}
+	for _, tc := range tests {
+		code, why := startError(tc.path, tc.err)
+		if code != tc.code || !strings.Contains(why.Error(), tc.why) {
+			t.Errorf("%s: startError(%q, %v) = %d, %q; want %d, %q", tc.name, tc.path, tc.err, code, why, tc.code, tc.why)
+		}
+	}
+	if _, err := resolveCommand("no-such-program-anywhere"); err == nil {
+		t.Errorf("resolveCommand(no-such-program-anywhere) = nil error")
+	} else if code, _ := startError("no-such-program-anywhere", err); code != 127 {
+		t.Errorf("startError(resolveCommand(missing)) = %d, want 127", code)
+	}
+}
