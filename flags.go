@@ -246,7 +246,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	default:
 		return nil, fmt.Errorf("%s %q: want text or json", name("log-format"), *logFormat)
 	}
-	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil || strings.ContainsAny(*logLevel, "+-") {
+	if c.logLevel, ok = parseLevel(*logLevel); !ok {
 		return nil, fmt.Errorf("%s %q: want debug, info, warn or error", name("log-level"), *logLevel)
 	}
 	return c, nil

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -400,7 +399,7 @@ func configProblem(c *config) string {
 		return fmt.Sprintf("restart %v with limit %d", c.restartMode, c.restartMax)
 	case c.logFormat != "text" && c.logFormat != "json":
 		return fmt.Sprintf("log format %q", c.logFormat)
-	case !slices.Contains([]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}, c.logLevel):
+	case !slices.Contains([]level{levelDebug, levelInfo, levelWarn, levelError}, c.logLevel):
 		return fmt.Sprintf("log level %v", c.logLevel)
 	case c.remap == nil:
 		return "remap: nil map"

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,9 +37,6 @@ type stamp struct {
 	path string
 	fp   fingerprint
 }
-
-// digest is the SHA-256 of a file's bytes.
-type digest [sha256.Size]byte
 
 // osFS reads the file system for change detection. Stat follows symlinks,
 // never lstat: a ConfigMap's visible names are symlinks that never change,
@@ -150,11 +146,13 @@ func (osFS) hash(path string) (digest, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return d, errNotRegular(path)
 	}
-	h := sha256.New()
-	var buf [hashChunk]byte
+	h := newHasher()
+	// On the heap and no larger than the file needs: a goroutine stack
+	// grown for a 64 KiB array would stay resident long after the hash.
+	buf := make([]byte, min(max(st.Size+1, 4<<10), hashChunk))
 	for {
 		var n int
-		err := ignoringEINTR(func() (err error) { n, err = syscall.Read(fd, buf[:]); return err })
+		err := ignoringEINTR(func() (err error) { n, err = syscall.Read(fd, buf); return err })
 		if err != nil {
 			return d, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
@@ -164,8 +162,7 @@ func (osFS) hash(path string) (digest, error) {
 		h.Write(buf[:n])
 		runtime.Gosched()
 	}
-	h.Sum(d[:0])
-	return d, nil
+	return h.sum(), nil
 }
 
 // errNotRegular says why a watched entry's bytes are not read: it is a
@@ -416,7 +413,7 @@ func contents(fsys osFS, snap []stamp) (content, unreadable, error) {
 			return d, err
 		}
 		bad[st.path] = err
-		return sha256.Sum256([]byte(err.Error())), nil
+		return sum256([]byte(err.Error())), nil
 	}
 	for i := 0; i < len(snap); i++ {
 		st := snap[i]
@@ -428,7 +425,7 @@ func contents(fsys osFS, snap []stamp) (content, unreadable, error) {
 			out[st.path] = d
 			continue
 		}
-		h := sha256.New()
+		h := newHasher()
 		if st.fp.errno != 0 {
 			err := &fs.PathError{Op: "open", Path: st.path, Err: st.fp.errno}
 			if lacksResources(err) {
@@ -449,9 +446,7 @@ func contents(fsys osFS, snap []stamp) (content, unreadable, error) {
 			h.Write([]byte{0})
 			h.Write(d[:])
 		}
-		var d digest
-		h.Sum(d[:0])
-		out[st.path] = d
+		out[st.path] = h.sum()
 	}
 	return out, bad, nil
 }

@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -40,63 +37,17 @@ type procSpec struct {
 	// output and error, which then go to a pipe instead of files[1:3],
 	// for at most relayFor: past that, only a process that escaped its
 	// group could still hold the pipe.
-	relay    func(line string)
+	relay    func(line string, length int)
 	relayFor time.Duration
 }
 
-// launchReq asks the launcher goroutine to start a process.
-type launchReq struct {
-	spec  procSpec
-	reply chan launchResult
-}
-
-// launchResult is the launcher's answer: a pid, or why there is none.
-type launchResult struct {
-	pid int
-	err error
-}
-
-var (
-	launchOnce sync.Once
-	launchReqs chan launchReq // to the launcher; never closed
-)
-
-// launch starts spec from the one goroutine that starts every process,
-// locked to its OS thread for the rest of manager's life. The kernel sends
-// the parent-death signal when the thread that forked the process exits, not
-// the process (prctl(2) PR_SET_PDEATHSIG; golang/go#27505), and Go retires
-// unlocked threads at will; from that thread, the signal means "manager
-// died", even by SIGKILL.
-//
-// The supervisor loop itself is not the locked goroutine: a locked goroutine
-// is woken through a thread hand-off, which every signal, poll and
-// signal.Notify at start-up would pay. Only starts, which are rare, pay it
-// here (hyperfine, manager -config= -- /bin/true: 5.7 ms then, 5.1 now).
-func launch(spec procSpec) (int, error) {
-	startLauncher()
-	reply := make(chan launchResult)
-	launchReqs <- launchReq{spec, reply}
-	r := <-reply
-	return r.pid, r.err
-}
-
-// startLauncher starts the launcher goroutine, once, and returns when its
-// thread is its own.
-func startLauncher() {
-	launchOnce.Do(func() {
-		launchReqs = make(chan launchReq)
-		locked := make(chan struct{})
-		defer func() { <-locked }()
-		go func() {
-			runtime.LockOSThread() // never unlocked: this goroutine never returns
-			close(locked)
-			for r := range launchReqs {
-				pid, err := startRelayed(r.spec)
-				r.reply <- launchResult{pid, err}
-			}
-		}()
-	})
-}
+// launch starts spec. The kernel sends the parent-death signal when the
+// thread that forked the process exits, not the process (prctl(2)
+// PR_SET_PDEATHSIG; golang/go#27505). The Go runtime ends a thread only
+// when a goroutine exits while locked to it, which no goroutine of manager
+// does (each that locks unlocks first), so whatever thread forks lives as
+// long as manager, and the signal means "manager died", even by SIGKILL.
+func launch(spec procSpec) (int, error) { return startRelayed(spec) }
 
 // startRelayed starts spec, with a pipe for its output if it has a relay.
 func startRelayed(spec procSpec) (int, error) {
@@ -120,20 +71,48 @@ func startRelayed(spec procSpec) (int, error) {
 	return pid, nil
 }
 
+// relayLineMax is the longest line relayed whole; a longer one is cut, and
+// relayed with its length.
+const relayLineMax = 2 << 10
+
 // relayLines hands each line read from r to relay until the end of r, or
-// until for has passed.
-func relayLines(r *os.File, relay func(string), d time.Duration) {
+// until d has passed. It reads to the end whatever the length of a line:
+// a reader that stopped early would leave the writer to die of SIGPIPE
+// (a check printing a minified configuration on one line would fail).
+// Lines longer than relayLineMax are cut; relay gets the length they had.
+func relayLines(r *os.File, relay func(line string, length int), d time.Duration) {
 	defer r.Close()
 	r.SetReadDeadline(time.Now().Add(d))
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		relay(sc.Text())
+	var line []byte
+	length := 0
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := r.Read(buf)
+		for rest := buf[:n]; len(rest) > 0; {
+			i := bytes.IndexByte(rest, '\n')
+			part := rest
+			if i >= 0 {
+				part = rest[:i]
+			}
+			line = append(line, part[:min(len(part), relayLineMax-len(line))]...)
+			length += len(part)
+			if i < 0 {
+				break
+			}
+			relay(string(line), length)
+			line, length, rest = line[:0], 0, rest[i+1:]
+		}
+		if err != nil {
+			if length > 0 {
+				relay(string(line), length)
+			}
+			return
+		}
 	}
 }
 
-// forkExec starts spec in a new process group, on the calling thread, which
-// must be the launcher's. It never waits: the reaper is the only waiter in
-// manager.
+// forkExec starts spec in a new process group. It never waits: the reaper
+// is the only waiter in manager.
 func forkExec(spec procSpec) (int, error) {
 	files := make([]uintptr, len(spec.files))
 	for i, fd := range spec.files {
@@ -155,43 +134,70 @@ func forkExec(spec procSpec) (int, error) {
 	return syscall.ForkExec(spec.path, spec.argv, attr)
 }
 
+// errNotFound is a command name without a slash that no directory of PATH
+// holds.
+var errNotFound = errors.New("not found in PATH")
+
 // resolveCommand finds the executable for name the way a shell would: a name
-// with a slash is used as is, any other is looked up in PATH; either must be
-// an executable file.
+// with a slash is used as is, any other is looked up in PATH ("" meaning
+// the working directory); either must be an executable file. A shell
+// reports the first file of the name in PATH that cannot be executed as
+// "permission denied" (126), not as missing (127), and so does manager.
 func resolveCommand(name string) (string, error) {
-	path, err := exec.LookPath(name)
-	if errors.Is(err, exec.ErrDot) {
-		// PATH lists ".": a shell would run the file, and so do we.
-		err = nil
+	if strings.Contains(name, "/") {
+		return name, executable(name)
 	}
-	if errors.Is(err, exec.ErrNotFound) && !strings.Contains(name, "/") {
-		// LookPath skips files without execute permission; a shell
-		// reports the first one as "permission denied" (126), not as
-		// missing (127), and so do we.
-		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-			if dir == "" {
-				dir = "."
-			}
-			p := filepath.Join(dir, name)
-			if fi, serr := os.Stat(p); serr == nil && !fi.IsDir() {
-				return p, &fs.PathError{Op: "exec", Path: p, Err: syscall.EACCES}
-			}
+	denied := ""
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		err := executable(p)
+		if err == nil {
+			return p, nil
+		}
+		if denied == "" && errors.Is(err, fs.ErrPermission) {
+			denied = p
 		}
 	}
-	return path, err
+	if denied != "" {
+		return denied, &fs.PathError{Op: "exec", Path: denied, Err: syscall.EACCES}
+	}
+	return "", errNotFound
+}
+
+// executable says why path cannot be executed, or returns nil: it must be
+// a file that access(2) lets manager execute, or, where access is refused
+// by a seccomp filter (EPERM) or missing (ENOSYS), one with an execute bit.
+func executable(path string) error {
+	var st syscall.Stat_t
+	if err := ignoringEINTR(func() error { return syscall.Stat(path, &st) }); err != nil {
+		return &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return &fs.PathError{Op: "exec", Path: path, Err: syscall.EISDIR}
+	}
+	err := syscall.Access(path, 1) // X_OK
+	if err == syscall.EPERM || err == syscall.ENOSYS {
+		err = nil
+		if st.Mode&0o111 == 0 {
+			err = syscall.EACCES
+		}
+	}
+	if err != nil {
+		return &fs.PathError{Op: "exec", Path: path, Err: err}
+	}
+	return nil
 }
 
 // startError explains a failure to start path and returns the exit code that
 // reports it: 127 when there is nothing to run, 126 when it cannot be run.
 func startError(path string, err error) (int, error) {
-	if errors.Is(err, exec.ErrNotFound) {
-		return exitNotFound, errors.New("not found in PATH")
+	if errors.Is(err, errNotFound) {
+		return exitNotFound, err
 	}
 	// The caller names the command; only the cause is kept.
-	var ee *exec.Error
-	if errors.As(err, &ee) {
-		err = ee.Err
-	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
@@ -387,64 +393,6 @@ func forwardedSignals() []os.Signal {
 		}
 	}
 	return out
-}
-
-// tuneRuntime lowers the garbage collector's goal once manager polls: it
-// holds little live data, and its only garbage comes from polls and the
-// restarts they cause; Go's default 4 MB minimum heap goal would let that
-// garbage grow its footprint by as much before the first collection. The
-// call stops the world (0.7 ms, measured), so it is made at the first poll
-// rather than at start, where a manager that watches nothing would pay it
-// for nothing.
-var tuneRuntime = sync.OnceFunc(func() { debug.SetGCPercent(gcPercent) })
-
-// gcPercent sets the garbage collector's heap goal (GOGC).
-const gcPercent = 20
-
-// threadReserve is how many OS threads manager makes, idle, before it
-// starts a child. The Go runtime creates threads as it needs them, and
-// crashes when it cannot ("newosproc"), which a child that fills the
-// container's pids limit would cause: as PID 1, killing every process at
-// once. With a thread in reserve for everything that can block at the same
-// time (the loop in a system call, the hasher in a read, the netpoller, the
-// thread that holds the one P, a spare), the runtime never needs one more;
-// it keeps idle threads for good. The threads with fixed jobs (sysmon, the
-// signal threads, the launcher, the log writer) exist by then.
-const threadReserve = 6
-
-// prepareRuntime fits the Go runtime to manager before anything starts:
-// one P, since the loop is a single goroutine, and with more Ps every
-// wake-up of a timer also wakes idle threads that spin for work and find
-// none (measured at -poll 100ms: 15 to 20% less CPU with one); and every
-// thread it will ever need.
-func prepareRuntime() {
-	runtime.GOMAXPROCS(1)
-	startLauncher()
-	reserveThreads(threadReserve)
-}
-
-// reserveThreads makes the runtime create n threads: n goroutines lock
-// themselves to a thread each and wait until all have, which the runtime
-// can only serve with n threads, then return them to its idle pool. It
-// returns once they are all back: a thread the runtime needed right after
-// would otherwise find none idle yet, and make one more.
-func reserveThreads(n int) {
-	var locked, unlocked sync.WaitGroup
-	release := make(chan struct{})
-	locked.Add(n)
-	unlocked.Add(n)
-	for range n {
-		go func() {
-			runtime.LockOSThread()
-			locked.Done()
-			<-release
-			runtime.UnlockOSThread()
-			unlocked.Done()
-		}()
-	}
-	locked.Wait()
-	close(release)
-	unlocked.Wait()
 }
 
 // signalNames are the Linux signal names without their SIG prefix, indexed

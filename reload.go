@@ -221,8 +221,12 @@ func (s *supervisor) startCheck(candidate content) {
 }
 
 // relayCheckOutput is the check's procSpec.relay: each line the check writes
-// becomes a log line.
-func (s *supervisor) relayCheckOutput(line string) {
+// becomes a log line; a line too long to log whole says how long it was.
+func (s *supervisor) relayCheckOutput(line string, length int) {
+	if length > len(line) {
+		s.log.Info("check output", "line", line, "length", length)
+		return
+	}
 	s.log.Info("check output", "line", line)
 }
 
