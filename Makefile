@@ -64,7 +64,7 @@ cover: ## coverage profile and per-function summary
 demo: static ## the real manager runs a demo program: config change, bad config, SIGTERM
 	examples/demo.sh
 
-bench: static ## benchmarks against tini, dumb-init and catatonit, into BENCHMARKS.md
+bench: static ## benchmarks against tini, dumb-init, catatonit, go-init and a bare Go init, into BENCHMARKS.md (BENCH_BEFORE=OLD-BINARY: before and after)
 	bench/run
 
 clean: ## remove what the targets wrote

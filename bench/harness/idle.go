@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,12 +89,22 @@ func (b *bench) idle() (section, error) {
 		return section{}, err
 	}
 	inits := []initCmd{
-		{"manager -config FILE (poll 1s)", []string{b.manager, "-config", conf, "--"}},
-		{"manager -config FILE -poll 100ms", []string{b.manager, "-config", conf, "-poll", "100ms", "--"}},
-		{"Go floor (bench/floor)", []string{b.floor}},
-		{"Go floor + os/signal (bench/forward)", []string{b.forward}},
+		{"manager -config FILE (poll 1s)", []string{b.manager, "-config", conf, "--"}, false},
+		{"manager -config FILE -poll 100ms", []string{b.manager, "-config", conf, "-poll", "100ms", "--"}, false},
+	}
+	if b.before != "" {
+		inits = append(inits, initCmd{b.beforeName("-config FILE (poll 1s)"), []string{b.before, "-config", conf, "--"}, false})
+	}
+	inits = append(inits,
+		initCmd{"Go floor (bench/floor)", []string{b.floor}, false},
+		initCmd{"Go floor + os/signal (bench/forward)", []string{b.forward}, false},
+	)
+	goInit, haveGoInit := b.goInitCmd()
+	if haveGoInit {
+		inits = append(inits, goInit)
 	}
 	inits = append(inits, b.peers(false)[1:]...)
+	withChild := len(inits) // the inits, each with the child /bin/sleep 1000
 	// Not inits, started without a child: Go programs that only poll, and
 	// one that only links what the contract requires and waits.
 	floors, err := b.floorBinaries()
@@ -101,10 +112,10 @@ func (b *bench) idle() (section, error) {
 		return section{}, err
 	}
 	others := []initCmd{
-		{"Go floor: sleep 1s + stat loop (harness poll)", []string{b.self, "poll", "1s", conf}},
-		{"Go floor: sleep 100ms + stat loop (harness poll)", []string{b.self, "poll", "100ms", conf}},
-		{"Go floor: the same, GOMAXPROCS=1", []string{"env", "GOMAXPROCS=1", b.self, "poll", "100ms", conf}}, // env execs: same pid
-		{"Go floor: mandated packages only, waiting (see Binary size)", []string{floors[len(floors)-1]}},
+		{"Go floor: sleep 1s + stat loop (harness poll)", []string{b.self, "poll", "1s", conf}, false},
+		{"Go floor: sleep 100ms + stat loop (harness poll)", []string{b.self, "poll", "100ms", conf}, false},
+		{"Go floor: the same, GOMAXPROCS=1", []string{"env", "GOMAXPROCS=1", b.self, "poll", "100ms", conf}, false}, // env execs: same pid
+		{"Go floor: mandated packages only, waiting (see Binary size)", []string{floors[len(floors)-1]}, false},
 	}
 	var cmds []*exec.Cmd
 	defer func() {
@@ -135,6 +146,13 @@ func (b *bench) idle() (section, error) {
 			return section{}, fmt.Errorf("%s: %w", inits[i].name, err)
 		}
 		first[i] = u
+		// Each init must be running its child: the words of go-init's
+		// -main, above all, which it splits itself.
+		if i < withChild {
+			if err := hasChild(c.Process.Pid, "/bin/sleep", "1000"); err != nil {
+				return section{}, fmt.Errorf("%s: %w", inits[i].name, err)
+			}
+		}
 	}
 	time.Sleep(idleSpan)
 
@@ -143,7 +161,8 @@ func (b *bench) idle() (section, error) {
 	fmt.Fprintf(&md, "beside them, without a child, Go programs that only sleep on a Go timer and stat that file (what a timer's\n")
 	fmt.Fprintf(&md, "wake-up costs any Go program) and the program that links only the packages the contract requires, waiting.\n")
 	fmt.Fprintf(&md, "VmRSS and Threads from /proc/PID/status %s after the start; then over %s: CPU ticks (utime+stime of\n", idleSettle, idleSpan)
-	fmt.Fprintf(&md, "/proc/PID/stat, 1/100 s), CPU time (sum over threads of /proc/PID/task/*/schedstat) and wake-ups (context switches).\n\n")
+	fmt.Fprintf(&md, "/proc/PID/stat, 1/100 s), CPU time (sum over threads of /proc/PID/task/*/schedstat) and wake-ups (context switches).\n")
+	fmt.Fprintf(&md, "Each init is checked to be the parent of `/bin/sleep 1000` (go-init: `go-init -main \"/bin/sleep 1000\"`).\n\n")
 	fmt.Fprintf(&md, "| program | VmRSS | threads | CPU ticks / 20 s | CPU time / 20 s | wake-ups / 20 s |\n|---|---|---|---|---|---|\n")
 	last := make([]usage, len(cmds))
 	for i, c := range cmds {
@@ -156,6 +175,9 @@ func (b *bench) idle() (section, error) {
 		fmt.Fprintf(&md, "| %s | %s | %d | %d | %s | %d |\n", inits[i].name, mib(f.rssKiB), f.threads,
 			u.ticks-f.ticks, ms(time.Duration(u.cpu-f.cpu)), u.wakeups-f.wakeups)
 		progress("%s: %s, %d threads, %d ticks", inits[i].name, mib(f.rssKiB), f.threads, u.ticks-f.ticks)
+	}
+	if !haveGoInit {
+		fmt.Fprintf(&md, "| go-init | %s | — | — | — | — |\n", b.noGo)
 	}
 
 	// By name: the rows of manager and of the floors each target is set against.
@@ -170,6 +192,22 @@ func (b *bench) idle() (section, error) {
 	def, defEnd := at("manager -config FILE (poll 1s)")
 	fast, fastEnd := at("manager -config FILE -poll 100ms")
 	fwd, _ := at("Go floor + os/signal (bench/forward)")
+	// The new targets' cells: go-init's numbers beside bench/forward's, and
+	// the before binary's beside manager's.
+	var gi usage
+	peerRSS, peerThreads := b.noGo, b.noGo
+	if haveGoInit {
+		gi, _ = at(goInit.name)
+		peerRSS, peerThreads = "go-init "+mib(gi.rssKiB), fmt.Sprintf("go-init %d", gi.threads)
+	}
+	peerRSS += fmt.Sprintf("; bench/forward %s", mib(fwd.rssKiB))
+	peerThreads += fmt.Sprintf("; bench/forward %d", fwd.threads)
+	rss, threads := mib(def.rssKiB), strconv.Itoa(def.threads)
+	if b.before != "" {
+		bef, _ := at(b.beforeName("-config FILE (poll 1s)"))
+		rss += "; before: " + mib(bef.rssKiB)
+		threads += fmt.Sprintf("; before: %d", bef.threads)
+	}
 	mandated, _ := at("Go floor: mandated packages only, waiting (see Binary size)")
 	poll1, poll1End := at("Go floor: sleep 1s + stat loop (harness poll)")
 	poll100, poll100End := at("Go floor: sleep 100ms + stat loop (harness poll)")
@@ -181,13 +219,52 @@ func (b *bench) idle() (section, error) {
 		{"idle RSS ≤ 2.5 MiB", mib(def.rssKiB),
 			fmt.Sprintf("%s (mandated packages only); %s (bench/forward)", mib(mandated.rssKiB), mib(fwd.rssKiB)),
 			def.rssKiB <= 2560},
+		{targetRSS, rss, peerRSS, rssMet(def.rssKiB, gi.rssKiB, haveGoInit)},
 		{"idle threads ≤ 5", strconv.Itoa(def.threads), fmt.Sprintf("%d (bench/forward)", fwd.threads), def.threads <= 5},
+		{targetThreads, threads, peerThreads, def.threads <= 8},
 		{"idle CPU over 20 s at the defaults: 0 ticks", cpu(def, defEnd), cpu(poll1, poll1End) + ": 1 s timer + stat",
 			defEnd.ticks == def.ticks},
 		{"idle CPU over 20 s at `-poll 100ms`: ≤ 1 tick", cpu(fast, fastEnd),
 			cpu(poll100, poll100End) + ": 100 ms timer + stat; " + cpu(single, singleEnd) + " with GOMAXPROCS=1",
 			fastEnd.ticks-fast.ticks <= 1},
 	}}, nil
+}
+
+// rssMet tells whether manager's idle RSS meets targetRSS: at most 2.9 MiB,
+// and at most go-init's; without go-init, the second half cannot be checked
+// and the target is not met.
+func rssMet(managerKiB, goInitKiB int, haveGoInit bool) bool {
+	return managerKiB*10 <= 29*1024 && haveGoInit && managerKiB <= goInitKiB
+}
+
+// hasChild checks that one of pid's children runs argv.
+func hasChild(pid int, argv ...string) error {
+	lists, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		return err
+	}
+	var seen []string
+	for _, list := range lists {
+		data, err := os.ReadFile(list)
+		if err != nil {
+			continue // the thread has just exited
+		}
+		for _, child := range strings.Fields(string(data)) {
+			cmdline, err := os.ReadFile("/proc/" + child + "/cmdline")
+			if err != nil {
+				continue
+			}
+			words := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+			if slices.Equal(words, argv) {
+				return nil
+			}
+			seen = append(seen, strings.Join(words, " "))
+		}
+	}
+	if len(seen) == 0 {
+		seen = []string{"none"}
+	}
+	return fmt.Errorf("no child runs %q; its children: %s", strings.Join(argv, " "), strings.Join(seen, ", "))
 }
 
 // ticks formats a count of clock ticks.

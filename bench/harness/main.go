@@ -1,11 +1,20 @@
-// Harness measures manager beside tini, dumb-init and catatonit and prints
+// Harness measures manager beside tini, dumb-init, catatonit, go-init and
+// the Go floors (bench/floor, bench/forward: the bare Go init) and prints
 // the results as Markdown, for BENCHMARKS.md. bench/run builds it and runs
 // it as root (PID namespaces); progress goes to standard error.
 //
 // Usage:
 //
 //	harness -manager PATH -floor PATH -forward PATH -work DIR
+//		[-go-init PATH | -go-init-missing WHY] [-before PATH -before-version V]
 //		[-only SECTION,...] [-previous BENCHMARKS.md] [-slack N]
+//
+// -go-init is pablo-ruth/go-init, built by bench/run from its source, a Go
+// peer measured beside manager in the startup, idle and size sections; without
+// it, its rows say -go-init-missing. -before is an older manager binary
+// (bench/run's BENCH_BEFORE), measured beside this one in the startup, idle,
+// size and restart sections as "manager (before)", labeled with -before-version,
+// its -version output.
 //
 // Each section runs on its own: one that fails is reported as failed and
 // the others still run. A failed section, and one that -only leaves out,
@@ -46,6 +55,10 @@ type bench struct {
 	floor   string  // bench/floor: fork-exec and wait4, the least Go init
 	forward string  // bench/forward: bench/floor plus os/signal as the contract requires
 	self    string  // this binary, run as a child
+	goInit  string  // pablo-ruth/go-init, or "" when not available
+	noGo    string  // why go-init is not available, for its rows
+	before  string  // an older manager binary (BENCH_BEFORE), or ""
+	beforeV string  // its -version output
 	work    string  // scratch directory, removed by bench/run
 	slack   float64 // multiplies every bound on a wait (-slack)
 
@@ -84,6 +97,7 @@ type sectionSpec struct {
 var sections = []sectionSpec{
 	{"startup", "Startup overhead", []string{
 		"startup overhead within 0.3 ms of the Go floor",
+		targetStartup,
 		"startup overhead ≤ 2× tini's",
 	}, (*bench).startup},
 	{"reap", "Reap storm", []string{
@@ -95,12 +109,15 @@ var sections = []sectionSpec{
 	}, (*bench).signalLatency},
 	{"idle", "Idle footprint", []string{
 		"idle RSS ≤ 2.5 MiB",
+		targetRSS,
 		"idle threads ≤ 5",
+		targetThreads,
 		"idle CPU over 20 s at the defaults: 0 ticks",
 		"idle CPU over 20 s at `-poll 100ms`: ≤ 1 tick",
 	}, (*bench).idle},
 	{"size", "Binary size", []string{
 		"static binary ≤ 2.0 MB",
+		targetSize,
 	}, (*bench).size},
 	{"reload", "Reload latency", []string{
 		"reload latency at `-poll 100ms -debounce 100ms` ≤ 200 ms",
@@ -108,6 +125,24 @@ var sections = []sectionSpec{
 	{"restart", "Restart cost", []string{
 		"no fd growth over 1,000 restarts (contract §7)",
 	}, (*bench).restart},
+}
+
+// The targets that make manager lighter than every Go peer (go-init and the
+// bare Go init, bench/forward), each checked on the numbers of one run.
+const (
+	targetStartup = "startup overhead ≤ 1.25 × bench/forward's + 0.5 ms"
+	targetRSS     = "idle RSS ≤ 2.9 MiB and ≤ go-init's"
+	targetThreads = "idle threads ≤ 8"
+	targetSize    = "static binary ≤ 2.2 MB (2,200,000 bytes)"
+)
+
+// superseded maps the earlier targets that a later one replaces to that
+// one. Their rows stay in the report, marked, for comparison.
+var superseded = map[string]string{
+	"startup overhead within 0.3 ms of the Go floor": targetStartup,
+	"idle RSS ≤ 2.5 MiB":                             targetRSS,
+	"idle threads ≤ 5":                               targetThreads,
+	"static binary ≤ 2.0 MB":                         targetSize,
 }
 
 // outcome is what became of one section in this run.
@@ -159,11 +194,18 @@ func run() (failed bool, err error) {
 	flag.StringVar(&b.forward, "forward", "", "bench/forward binary")
 	flag.StringVar(&b.work, "work", "", "scratch directory")
 	flag.Float64Var(&b.slack, "slack", defaultSlack, "multiple of the machine's pace that bounds each wait")
+	flag.StringVar(&b.goInit, "go-init", "", "pablo-ruth/go-init binary (a Go peer); empty: not available")
+	flag.StringVar(&b.noGo, "go-init-missing", goInitMissing, "what go-init's rows say when -go-init is empty")
+	flag.StringVar(&b.before, "before", "", "an older manager binary, measured beside -manager as \"manager (before)\"")
+	flag.StringVar(&b.beforeV, "before-version", "", "the -version output of -before, for its rows")
 	only := flag.String("only", "", "comma-separated sections to run (default all)")
 	previous := flag.String("previous", "", "the BENCHMARKS.md to keep numbers from for sections that fail or are not run")
 	flag.Parse()
 	if b.manager == "" || b.floor == "" || b.forward == "" || b.work == "" {
 		return false, errors.New("-manager, -floor, -forward and -work are required")
+	}
+	if b.before != "" && b.beforeV == "" {
+		return false, errors.New("-before needs -before-version")
 	}
 	if b.slack <= 0 {
 		return false, fmt.Errorf("-slack %g: not positive", b.slack)
@@ -269,16 +311,43 @@ func mono() int64 {
 }
 
 // initCmd is an init under test: the words that go before the child's
-// command line.
+// command line. An init that takes its child as the value of one flag
+// (go-init's -main "CMD ARGS") has joined set: the child's words become one
+// argument, joined by spaces, after the prefix.
 type initCmd struct {
 	name   string
 	prefix []string
+	joined bool
 }
 
 // command is the init running argv.
 func (in initCmd) command(argv ...string) *exec.Cmd {
-	all := append(slices.Clone(in.prefix), argv...)
+	all := in.argv(argv...)
 	return exec.Command(all[0], all[1:]...)
+}
+
+// argv is the init's command line running argv.
+func (in initCmd) argv(argv ...string) []string {
+	if in.joined {
+		argv = []string{strings.Join(argv, " ")}
+	}
+	return append(slices.Clone(in.prefix), argv...)
+}
+
+// goInitMissing is what go-init's rows say when bench/run could not build it.
+const goInitMissing = "not available (set GO_INIT_SRC to pablo-ruth/go-init's source)"
+
+// goInitCmd is go-init running its child: it takes the child's command line
+// as one flag, -main, which it splits at spaces (strings.Fields), so that no
+// word of the child may hold a space. ok is false when it is not available.
+func (b *bench) goInitCmd() (in initCmd, ok bool) {
+	return initCmd{"go-init", []string{b.goInit, "-main"}, true}, b.goInit != ""
+}
+
+// beforeName is the name of the -before manager's rows: "manager (before,
+// VERSION)", then what follows.
+func (b *bench) beforeName(rest string) string {
+	return strings.TrimSpace(fmt.Sprintf("manager (before, %s) %s", b.beforeV, rest))
 }
 
 // peers are the inits compared with manager. Outside PID 1, tini needs -s to
@@ -290,10 +359,10 @@ func (b *bench) peers(pid1 bool) []initCmd {
 		tini = []string{"tini", "--"}
 	}
 	return []initCmd{
-		{"manager", []string{b.manager, "--"}},
-		{"tini", tini},
-		{"dumb-init", []string{"dumb-init"}},
-		{"catatonit", []string{"catatonit", "--"}},
+		{"manager", []string{b.manager, "--"}, false},
+		{"tini", tini, false},
+		{"dumb-init", []string{"dumb-init"}, false},
+		{"catatonit", []string{"catatonit", "--"}, false},
 	}
 }
 

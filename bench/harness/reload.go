@@ -266,78 +266,132 @@ func directStart(self string, p pace) (time.Duration, error) {
 
 // restart drives 1,000 restarts of manager by config changes and reports the
 // time per restart and manager's descriptors, threads and memory before and
-// after: none of them may grow.
+// after: none of them may grow. With -before, the older manager goes through
+// the same, in a column of its own; its failure is reported there and does
+// not fail the section.
 func (b *bench) restart() (section, error) {
-	argv := []string{b.manager, "-config", "app.conf", "-poll", restartPoll.String(), "-debounce", "0", "--"}
-	w, err := startWatcher("manager", argv, b.self, filepath.Join(b.work, "restart"), "", b.pace)
+	now, err := b.restarts(b.manager, filepath.Join(b.work, "restart"))
 	if err != nil {
 		return section{}, err
 	}
-	defer b.pace.stop(w.cmd)
-	pid := w.cmd.Process.Pid
-	time.Sleep(200 * time.Millisecond) // not a bound: for manager's start-up to be over
-	before, err := readUsage(pid)
-	if err != nil {
-		return section{}, err
-	}
-	fdsBefore, err := countFDs(pid)
-	if err != nil {
-		return section{}, err
-	}
-
-	var cycle, gap []time.Duration
-	begin := time.Now()
-	for i := range restarts {
-		sent, err := w.change()
-		if err != nil {
-			return section{}, err
+	runs := []restartRun{now}
+	var beforeErr error
+	if b.before != "" {
+		progress("%s: the same", b.beforeName(""))
+		var r restartRun
+		if r, beforeErr = b.restarts(b.before, filepath.Join(b.work, "restart-before")); beforeErr != nil {
+			progress("%s: %v", b.beforeName(""), beforeErr)
 		}
-		// Manager acts at the second poll after the change (-debounce
-		// 0) and signals the old child: a start's worth besides.
-		d := b.pace.deadline(fmt.Sprintf("the old child's stop after change %d", i+1), 1, 2*restartPoll)
-		stopped, err := w.next(false, sent, d)
-		if err != nil {
-			return section{}, err
-		}
-		// The old child's exit, its reaping and the new child's start.
-		d = b.pace.deadline(fmt.Sprintf("the new child's start after change %d", i+1), 2, 0)
-		started, err := w.next(true, stopped, d)
-		if err != nil {
-			return section{}, err
-		}
-		cycle = append(cycle, time.Duration(started-sent))
-		gap = append(gap, time.Duration(started-stopped))
-		if (i+1)%250 == 0 {
-			progress("%d of %d restarts", i+1, restarts)
-		}
+		runs = append(runs, r)
 	}
-	wall := time.Since(begin)
-	time.Sleep(200 * time.Millisecond)
-	after, err := readUsage(pid)
-	if err != nil {
-		return section{}, err
-	}
-	fdsAfter, err := countFDs(pid)
-	if err != nil {
-		return section{}, err
-	}
-	progress("%d restarts in %s", restarts, wall)
 
 	var md strings.Builder
 	fmt.Fprintf(&md, "`manager -config app.conf -poll %s -debounce 0 -- harness stamp`; %d changes by rename into place, each after the\n", restartPoll, restarts)
 	fmt.Fprintf(&md, "previous new child started. Change → start includes the wait for two polls (a change is acted on at the first\n")
 	fmt.Fprintf(&md, "poll that finds it unchanged); old child's stop → new child's start is from the old child's SIGTERM handler to the\n")
 	fmt.Fprintf(&md, "new child's `main`, which includes the Go runtime's start in the child.\n\n")
-	fmt.Fprintf(&md, "| measure | value |\n|---|---|\n")
-	fmt.Fprintf(&md, "| wall time for %d restarts | %s (%s per restart) |\n", restarts, ms(wall), ms(wall/restarts))
-	fmt.Fprintf(&md, "| change → new child's start, median / p99 | %s / %s |\n", ms(median(cycle)), ms(percentile(cycle, 99)))
-	fmt.Fprintf(&md, "| old child's stop → new child's start, median / p99 | %s / %s |\n", ms(median(gap)), ms(percentile(gap, 99)))
-	fmt.Fprintf(&md, "| manager's open fds, before → after | %d → %d |\n", fdsBefore, fdsAfter)
-	fmt.Fprintf(&md, "| manager's threads, before → after | %d → %d |\n", before.threads, after.threads)
-	fmt.Fprintf(&md, "| manager's VmRSS, before → after | %s → %s |\n", mib(before.rssKiB), mib(after.rssKiB))
+	if b.before == "" {
+		fmt.Fprintf(&md, "| measure | value |\n|---|---|\n")
+	} else {
+		fmt.Fprintf(&md, "| measure | manager | %s |\n|---|---|---|\n", b.beforeName(""))
+	}
+	for _, m := range []struct {
+		name string
+		cell func(restartRun) string
+	}{
+		{fmt.Sprintf("wall time for %d restarts", restarts), func(r restartRun) string {
+			return fmt.Sprintf("%s (%s per restart)", ms(r.wall), ms(r.wall/restarts))
+		}},
+		{"change → new child's start, median / p99", func(r restartRun) string {
+			return fmt.Sprintf("%s / %s", ms(median(r.cycle)), ms(percentile(r.cycle, 99)))
+		}},
+		{"old child's stop → new child's start, median / p99", func(r restartRun) string {
+			return fmt.Sprintf("%s / %s", ms(median(r.gap)), ms(percentile(r.gap, 99)))
+		}},
+		{"manager's open fds, before → after", func(r restartRun) string { return fmt.Sprintf("%d → %d", r.fdsBefore, r.fdsAfter) }},
+		{"manager's threads, before → after", func(r restartRun) string {
+			return fmt.Sprintf("%d → %d", r.before.threads, r.after.threads)
+		}},
+		{"manager's VmRSS, before → after", func(r restartRun) string {
+			return fmt.Sprintf("%s → %s", mib(r.before.rssKiB), mib(r.after.rssKiB))
+		}},
+	} {
+		fmt.Fprintf(&md, "| %s | %s |", m.name, m.cell(now))
+		if b.before != "" {
+			if beforeErr != nil {
+				fmt.Fprintf(&md, " **failed**: %s |", cell(beforeErr.Error()))
+			} else {
+				fmt.Fprintf(&md, " %s |", m.cell(runs[1]))
+			}
+		}
+		md.WriteString("\n")
+	}
 	return section{md.String(), []verdict{
-		{"no fd growth over 1,000 restarts (contract §7)", fmt.Sprintf("%d → %d", fdsBefore, fdsAfter), "", fdsAfter <= fdsBefore},
+		{"no fd growth over 1,000 restarts (contract §7)", fmt.Sprintf("%d → %d", now.fdsBefore, now.fdsAfter), "", now.fdsAfter <= now.fdsBefore},
 	}}, nil
+}
+
+// restartRun is what one manager binary did over the restarts.
+type restartRun struct {
+	wall                time.Duration
+	cycle, gap          []time.Duration // change → start, stop → start
+	before, after       usage
+	fdsBefore, fdsAfter int
+}
+
+// restarts runs the manager binary bin in dir through the restarts.
+func (b *bench) restarts(bin, dir string) (restartRun, error) {
+	var r restartRun
+	argv := []string{bin, "-config", "app.conf", "-poll", restartPoll.String(), "-debounce", "0", "--"}
+	w, err := startWatcher("manager", argv, b.self, dir, "", b.pace)
+	if err != nil {
+		return r, err
+	}
+	defer b.pace.stop(w.cmd)
+	pid := w.cmd.Process.Pid
+	time.Sleep(200 * time.Millisecond) // not a bound: for manager's start-up to be over
+	if r.before, err = readUsage(pid); err != nil {
+		return r, err
+	}
+	if r.fdsBefore, err = countFDs(pid); err != nil {
+		return r, err
+	}
+
+	begin := time.Now()
+	for i := range restarts {
+		sent, err := w.change()
+		if err != nil {
+			return r, err
+		}
+		// Manager acts at the second poll after the change (-debounce
+		// 0) and signals the old child: a start's worth besides.
+		d := b.pace.deadline(fmt.Sprintf("the old child's stop after change %d", i+1), 1, 2*restartPoll)
+		stopped, err := w.next(false, sent, d)
+		if err != nil {
+			return r, err
+		}
+		// The old child's exit, its reaping and the new child's start.
+		d = b.pace.deadline(fmt.Sprintf("the new child's start after change %d", i+1), 2, 0)
+		started, err := w.next(true, stopped, d)
+		if err != nil {
+			return r, err
+		}
+		r.cycle = append(r.cycle, time.Duration(started-sent))
+		r.gap = append(r.gap, time.Duration(started-stopped))
+		if (i+1)%250 == 0 {
+			progress("%d of %d restarts", i+1, restarts)
+		}
+	}
+	r.wall = time.Since(begin)
+	time.Sleep(200 * time.Millisecond)
+	if r.after, err = readUsage(pid); err != nil {
+		return r, err
+	}
+	if r.fdsAfter, err = countFDs(pid); err != nil {
+		return r, err
+	}
+	progress("%d restarts in %s", restarts, r.wall)
+	return r, nil
 }
 
 // countFDs counts pid's open file descriptors.

@@ -31,7 +31,16 @@ const (
 	neverNote    = "No earlier run in BENCHMARKS.md measured it."
 	measuredCell = ". Last measured ("
 	thenCell     = " (then: "
+	oldMark      = " *(superseded)*" // after the target of a row that superseded names
 )
+
+// targetCell is a target as its row shows it: marked if superseded.
+func targetCell(target string) string {
+	if _, ok := superseded[target]; ok {
+		return target + oldMark
+	}
+	return target
+}
 
 // previous is what an earlier BENCHMARKS.md holds.
 type previous struct {
@@ -87,7 +96,7 @@ func readPrevious(path string) (previous, error) {
 			continue
 		}
 		if c := cells(line); len(c) == 4 && c[0] != "target" {
-			p.rows[c[0]] = [3]string{c[1], c[2], c[3]}
+			p.rows[strings.TrimSuffix(c[0], oldMark)] = [3]string{c[1], c[2], c[3]}
 		}
 	}
 	flush()
@@ -192,7 +201,7 @@ func report(outcomes []outcome, prev previous) string {
 				if v.met {
 					met = "yes"
 				}
-				fmt.Fprintf(&md, "| %s | %s | %s | %s |\n", v.target, v.measured, cmp.Or(v.floor, "—"), met)
+				fmt.Fprintf(&md, "| %s | %s | %s | %s |\n", targetCell(v.target), v.measured, cmp.Or(v.floor, "—"), met)
 			}
 			continue
 		}
@@ -208,8 +217,19 @@ func report(outcomes []outcome, prev previous) string {
 			} else {
 				c[1] = "—"
 			}
-			fmt.Fprintf(&md, "| %s | %s | %s | %s |\n", target, measured, c[1], met)
+			fmt.Fprintf(&md, "| %s | %s | %s | %s |\n", targetCell(target), measured, c[1], met)
 		}
+	}
+	var replaced []string
+	for _, s := range sections {
+		for _, target := range s.targets {
+			if by, ok := superseded[target]; ok {
+				replaced = append(replaced, fmt.Sprintf("%s → %s", target, by))
+			}
+		}
+	}
+	if len(replaced) > 0 {
+		fmt.Fprintf(&md, "\nRows marked%s are earlier targets, kept for comparison, each replaced by a later one: %s.\n", oldMark, strings.Join(replaced, "; "))
 	}
 
 	for i, o := range outcomes {

@@ -35,8 +35,8 @@ func (b *bench) signalLatency() (section, error) {
 	fmt.Fprintf(&md, "| init | p50 | p99 | max |\n|---|---|---|---|\n")
 
 	inits := append([]initCmd{
-		{"direct (floor)", nil},
-		{"Go floor: os/signal forwarder (bench/forward)", []string{b.forward}},
+		{"direct (floor)", nil, false},
+		{"Go floor: os/signal forwarder (bench/forward)", []string{b.forward}, false},
 	}, b.peers(false)...)
 	targets := make([]*sigTarget, len(inits))
 	defer func() {

@@ -8,8 +8,12 @@ import (
 	"strings"
 )
 
-// sizeLimit is the target for the static binary, in bytes (2.0 MB).
-const sizeLimit = 2_000_000
+// sizeLimit is the earlier target for the static binary, in bytes (2.0
+// MB), and newSizeLimit targetSize's (2.2 MB).
+const (
+	sizeLimit    = 2_000_000
+	newSizeLimit = 2_200_000
+)
 
 // floorPrograms are the smallest programs that link what manager must link,
 // built as manager is, to show what the size and memory targets leave for
@@ -81,8 +85,8 @@ func (b *bench) floorBinaries() ([]string, error) {
 	return paths, nil
 }
 
-// size reports the static manager's size beside the floor programs and the
-// peers'.
+// size reports the static manager's size beside the floor programs, the
+// peers' and, with -before, the older manager's.
 func (b *bench) size() (section, error) {
 	floors, err := b.floorBinaries()
 	if err != nil {
@@ -103,6 +107,7 @@ func (b *bench) size() (section, error) {
 		mandated = n // the last is all the contract requires
 		fmt.Fprintf(&md, "| Go floor: %s | %s |\n", p.name, commas(n))
 	}
+	var fwd int64
 	for _, f := range []struct{ name, path string }{
 		{"Go floor: bench/floor (fork-exec + wait4)", b.floor},
 		{"Go floor: bench/forward (bench/floor + os/signal)", b.forward},
@@ -111,13 +116,35 @@ func (b *bench) size() (section, error) {
 		if err != nil {
 			return section{}, err
 		}
+		fwd = n // the last is bench/forward
 		fmt.Fprintf(&md, "| %s | %s |\n", f.name, commas(n))
 	}
+	peer := b.noGo
+	if b.goInit != "" {
+		n, err := fileSize(b.goInit)
+		if err != nil {
+			return section{}, err
+		}
+		peer = fmt.Sprintf("go-init %s bytes", commas(n))
+		fmt.Fprintf(&md, "| go-init (pablo-ruth/go-init, built the same way) | %s |\n", commas(n))
+	} else {
+		fmt.Fprintf(&md, "| go-init | %s |\n", b.noGo)
+	}
+	peer += fmt.Sprintf("; bench/forward %s bytes", commas(fwd))
 	m, err := fileSize(b.manager)
 	if err != nil {
 		return section{}, err
 	}
 	fmt.Fprintf(&md, "| **manager** (`make static`) | **%s** |\n", commas(m))
+	measured := commas(m) + " bytes"
+	if b.before != "" {
+		n, err := fileSize(b.before)
+		if err != nil {
+			return section{}, err
+		}
+		fmt.Fprintf(&md, "| %s | %s |\n", b.beforeName(""), commas(n))
+		measured += fmt.Sprintf("; before: %s bytes", commas(n))
+	}
 	for _, peer := range []string{"tini", "tini-static", "dumb-init", "catatonit"} {
 		path, err := exec.LookPath(peer)
 		if err != nil {
@@ -132,6 +159,7 @@ func (b *bench) size() (section, error) {
 	progress("manager: %s bytes", commas(m))
 	return section{md.String(), []verdict{
 		{"static binary ≤ 2.0 MB", commas(m) + " bytes", commas(mandated) + " bytes (mandated packages only)", m <= sizeLimit},
+		{targetSize, measured, peer, m <= newSizeLimit},
 	}}, nil
 }
 
