@@ -107,11 +107,12 @@ func (s *supervisor) stop(target int, sig syscall.Signal) {
 // was given), then -grace before its group is killed. No restart happens
 // after this, and a -check in progress is abandoned.
 func (s *supervisor) shutdown(sig syscall.Signal) {
-	s.log.Info("shutting down", "signal", signalName(sig), "grace", s.cfg.grace)
 	s.why = "shutdown on " + signalName(sig)
+	received := sig
 	if s.cfg.stopExplicit {
 		sig = s.cfg.stopSignal
 	}
+	s.log.Info("shutting down", "signal", signalName(received), "stop-signal", signalName(sig), "grace", s.cfg.grace)
 	if s.child.pid == 0 && s.child.started.IsZero() {
 		s.code = 128 + int(sig) // no child ever ran: manager ends as the signal would end one
 	}

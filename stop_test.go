@@ -30,6 +30,7 @@ func TestShutdown(t *testing.T) {
 		h := newHarness(t, false, "-config=", "-stop-signal", "QUIT", "/bin/true")
 		h.signal(syscall.SIGTERM)
 		h.wantKills(sent{h.s.child.pid, syscall.SIGQUIT}, sent{h.s.child.pid, syscall.SIGCONT})
+		h.wantLog(`msg="shutting down" signal=SIGTERM stop-signal=SIGQUIT`)
 	})
 	t.Run("group mode signals the group", func(t *testing.T) {
 		h := newHarness(t, false, "-config=", "-group", "/bin/true")
@@ -233,5 +234,25 @@ func TestNoChangeDuringStopDelay(t *testing.T) {
 	h.wantKills()
 	if h.s.phase != draining || h.s.child.pid != pid {
 		t.Errorf("phase %v, pid %d → %d: the change was acted on during the stop delay", h.s.phase, pid, h.s.child.pid)
+	}
+}
+
+// TestShutdownNamesBothSignals proves that the shutdown's log line names
+// the signal manager received and the one the child gets, when a stop
+// signal is configured (here from the environment, as docker run --init
+// users do).
+func TestShutdownNamesBothSignals(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p := startManager(t, runOpts{env: []string{"MANAGER_STOP_SIGNAL=QUIT"}}, "-config=", "-grace", "1s", "--", helper, "signals")
+	readyPid(t, p)
+	p.signal(syscall.SIGTERM)
+	p.stderr.wait(t, `level=INFO msg="shutting down" signal=SIGTERM stop-signal=SIGQUIT grace=1s$`, 10*time.Second)
+	p.stdout.wait(t, `^got SIGQUIT`, 10*time.Second)
+	if code := p.wait(10 * time.Second); code != 137 {
+		t.Errorf("exit code %d, want 137 (the child ignores QUIT until SIGKILL)", code)
+	}
+	if got := p.stdout.matching(`^got SIGTERM`); len(got) > 0 {
+		t.Errorf("the child got SIGTERM, want only the stop signal: %q", got)
 	}
 }
