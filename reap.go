@@ -349,9 +349,20 @@ func subscribe() *signals {
 	for _, sig := range forwardedSignals() {
 		forward = append(forward, sig.(syscall.Signal))
 	}
-	s.notify(s.forward, forward...)
+	// The fault signals too: the runtime has a handler for each, so the
+	// kernel delivers them even to PID 1, and one sent with kill(2)
+	// (podman kill -s ABRT) would crash manager, killing every process
+	// of the container at once. Subscribed, one sent by a process comes
+	// here (a real fault still crashes: the runtime tells them apart by
+	// si_code), to be logged and dropped.
+	s.notify(s.forward, append(forward, faultSignals[:]...)...)
 	return s
 }
+
+// faultSignals are the synchronous fault signals: they name a fault of the
+// process that gets them, so manager never forwards them.
+var faultSignals = [...]syscall.Signal{syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL,
+	syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGABRT}
 
 // notify subscribes c to sigs, except those ignored at start.
 func (s *signals) notify(c chan os.Signal, sigs ...syscall.Signal) {

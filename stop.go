@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -26,7 +27,8 @@ type teardown struct {
 }
 
 // onSignal handles a signal sent to manager: TERM and INT begin a shutdown,
-// -restart-signal restarts the child, every other one is forwarded.
+// -restart-signal restarts the child, a fault signal is logged and dropped,
+// every other one is forwarded.
 func (s *supervisor) onSignal(sig syscall.Signal) {
 	switch {
 	case sig == s.cfg.restartSignal:
@@ -35,6 +37,9 @@ func (s *supervisor) onSignal(sig syscall.Signal) {
 		s.onStopSignal(sig)
 	case sig == syscall.SIGCONT && s.child.job:
 		s.resumeJob()
+	case slices.Contains(faultSignals[:], sig):
+		s.log.Warn("signal not forwarded: a fault signal names a fault of the process it is sent to; send it to the child's pid",
+			"signal", signalName(sig), "pid", s.child.pid)
 	default:
 		s.forward(sig)
 	}

@@ -4,6 +4,7 @@ package main
 // leftovers, the stop delay, processes that cannot be killed.
 
 import (
+	"fmt"
 	"slices"
 	"syscall"
 	"testing"
@@ -254,5 +255,41 @@ func TestShutdownNamesBothSignals(t *testing.T) {
 	}
 	if got := p.stdout.matching(`^got SIGTERM`); len(got) > 0 {
 		t.Errorf("the child got SIGTERM, want only the stop signal: %q", got)
+	}
+}
+
+// TestFaultSignalsAreDropped proves that a fault signal sent to manager
+// with kill(2) (podman kill -s ABRT) is logged and dropped, never
+// forwarded, and never kills manager, as PID 1 or not.
+func TestFaultSignalsAreDropped(t *testing.T) {
+	t.Run("loop", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "/bin/true")
+		for _, sig := range faultSignals {
+			h.signal(sig)
+			h.wantLog("level=WARN", `msg="signal not forwarded: a fault signal`, "signal="+signalName(sig))
+		}
+		h.wantKills()
+		h.wantRunning()
+	})
+	integration(t)
+	_, helper := binaries(t)
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("PID 1 %v", pid1), func(t *testing.T) {
+			p := startManager(t, runOpts{pid1: pid1}, "-config=", "--", helper, "signals")
+			readyPid(t, p)
+			for i, sig := range faultSignals {
+				p.signal(sig)
+				p.stderr.waitN(t, i+1, `level=WARN msg="signal not forwarded: a fault signal`, 10*time.Second)
+			}
+			p.signal(syscall.SIGUSR1) // still forwarding
+			p.stdout.wait(t, `^got SIGUSR1`, 10*time.Second)
+			p.signal(syscall.SIGTERM)
+			if code := p.wait(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d, want 0 from the child's TERM handler; log:\n%s", code, p.stderr)
+			}
+			if got := p.stdout.matching(`^got SIG(SEGV|BUS|FPE|ILL|TRAP|SYS|ABRT)`); len(got) > 0 {
+				t.Errorf("fault signals reached the child: %q", got)
+			}
+		})
 	}
 }
