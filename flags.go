@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -180,7 +181,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 		return nil, err
 	}
 	if c.poll < minPoll {
-		return nil, fmt.Errorf("%s %q: under %v, polling is a busy loop", name("poll"), *poll, minPoll)
+		return nil, fmt.Errorf("%s %s: under %v, polling is a busy loop", name("poll"), quoteValue(*poll), minPoll)
 	}
 	if c.debounce, err = parseDuration(name("debounce"), *debounce, true); err != nil {
 		return nil, err
@@ -193,50 +194,50 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	}
 	if *reloadSignal != "" {
 		if c.reloadSignal, err = parseSignal(*reloadSignal); err != nil {
-			return nil, fmt.Errorf("%s %q: %w", name("reload-signal"), *reloadSignal, err)
+			return nil, fmt.Errorf("%s %s: %w", name("reload-signal"), quoteValue(*reloadSignal), err)
 		}
 		if c.reloadSignal == syscall.SIGKILL || c.reloadSignal == syscall.SIGSTOP {
-			return nil, fmt.Errorf("%s %q: %s cannot be caught: the program could never handle it", name("reload-signal"), *reloadSignal, signalName(c.reloadSignal))
+			return nil, fmt.Errorf("%s %s: %s cannot be caught: the program could never handle it", name("reload-signal"), quoteValue(*reloadSignal), signalName(c.reloadSignal))
 		}
 	}
 	if c.stopSignal, err = parseSignal(*stopSignal); err != nil {
-		return nil, fmt.Errorf("%s %q: %w", name("stop-signal"), *stopSignal, err)
+		return nil, fmt.Errorf("%s %s: %w", name("stop-signal"), quoteValue(*stopSignal), err)
 	}
 	if c.stopSignal == syscall.SIGSTOP {
-		return nil, fmt.Errorf("%s %q: SIGSTOP only suspends the program, it never makes it exit", name("stop-signal"), *stopSignal)
+		return nil, fmt.Errorf("%s %s: SIGSTOP only suspends the program, it never makes it exit", name("stop-signal"), quoteValue(*stopSignal))
 	}
 	if *restartSignal != "" {
 		if c.restartSignal, err = parseSignal(*restartSignal); err != nil {
-			return nil, fmt.Errorf("%s %q: %w", name("restart-signal"), *restartSignal, err)
+			return nil, fmt.Errorf("%s %s: %w", name("restart-signal"), quoteValue(*restartSignal), err)
 		}
 		if err := checkRestartSignal(c.restartSignal); err != nil {
-			return nil, fmt.Errorf("%s %q: %w", name("restart-signal"), *restartSignal, err)
+			return nil, fmt.Errorf("%s %s: %w", name("restart-signal"), quoteValue(*restartSignal), err)
 		}
 	}
 	var ok bool
 	if c.restartMode, c.restartMax, ok = parseRestart(*restart); !ok {
-		return nil, fmt.Errorf("%s %q: want no, on-failure[:N] or always[:N], N at least 1", name("restart"), *restart)
+		return nil, fmt.Errorf("%s %s: want no, on-failure[:N] or always[:N], N at least 1", name("restart"), quoteValue(*restart))
 	}
 	if source["check"] != "" {
 		c.check = strings.Fields(*check)
 		if len(c.check) == 0 {
-			return nil, fmt.Errorf("%s %q: empty command", name("check"), *check)
+			return nil, fmt.Errorf("%s %s: empty command", name("check"), quoteValue(*check))
 		}
 		// Unlike the program, whose absence is exit 127 as in a shell, a
 		// check that cannot run is a bad flag: every change would fail it.
 		if c.checkPath, err = resolveCommand(c.check[0]); err != nil {
 			_, why := startError(c.check[0], err)
-			return nil, fmt.Errorf("%s %q: %s: %w", name("check"), *check, c.check[0], why)
+			return nil, fmt.Errorf("%s %s: %s: %w", name("check"), quoteValue(*check), printable(c.check[0]), why)
 		}
 	}
 	if c.check != nil && c.grace == 0 {
 		// The check is killed after -grace: with none, it could never pass.
-		return nil, fmt.Errorf("%s %q: -check is killed after -grace, so it needs more than 0", name("grace"), *grace)
+		return nil, fmt.Errorf("%s %s: -check is killed after -grace, so it needs more than 0", name("grace"), quoteValue(*grace))
 	}
 	for _, v := range remaps.values {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 255 {
-			return nil, fmt.Errorf("%s %q: not an exit code (0 to 255)", name("remap-exit"), v)
+			return nil, fmt.Errorf("%s %s: not an exit code (0 to 255)", name("remap-exit"), quoteValue(v))
 		}
 		c.remap[n] = true
 	}
@@ -244,10 +245,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	case "text", "json":
 		c.logFormat = *logFormat
 	default:
-		return nil, fmt.Errorf("%s %q: want text or json", name("log-format"), *logFormat)
+		return nil, fmt.Errorf("%s %s: want text or json", name("log-format"), quoteValue(*logFormat))
 	}
 	if c.logLevel, ok = parseLevel(*logLevel); !ok {
-		return nil, fmt.Errorf("%s %q: want debug, info, warn or error", name("log-level"), *logLevel)
+		return nil, fmt.Errorf("%s %s: want debug, info, warn or error", name("log-level"), quoteValue(*logLevel))
 	}
 	return c, nil
 }
@@ -299,7 +300,7 @@ func applyEnvironment(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (
 			// Only the boolean -group can refuse a value here; the others
 			// are strings, validated by parseConfig like a flag's.
 			if f.Value.Set(x) != nil {
-				err = fmt.Errorf("%s %q: want true, false, 1 or 0", env, v)
+				err = fmt.Errorf("%s %s: want true, false, 1 or 0", env, quoteValue(v))
 				return
 			}
 		}
@@ -326,11 +327,26 @@ func flagError(err error, args, rest []string) error {
 	return fmt.Errorf("%s (manager -h lists the flags)", msg)
 }
 
+// quoteValue quotes a bad value for its error line, cut to its first 64
+// bytes and its length, so that a value of any length (a file pasted into
+// a variable) still gives one short line.
+func quoteValue(v string) string {
+	const keep = 64
+	if len(v) <= keep {
+		return strconv.Quote(v)
+	}
+	n := keep
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return strconv.Quote(v[:n]) + "… (" + strconv.Itoa(len(v)) + " bytes)"
+}
+
 // printable returns s, or s quoted if it holds anything (a newline, a
 // terminal escape) that would not read as itself on one line.
 func printable(s string) string {
-	if q := strconv.Quote(s); q[1:len(q)-1] != s {
-		return q
+	if q := strconv.Quote(s); q[1:len(q)-1] != s || len(s) > 64 {
+		return quoteValue(s)
 	}
 	return s
 }
@@ -339,6 +355,12 @@ func printable(s string) string {
 // nil. The signal must reach manager and be one it would otherwise forward:
 // taking one of the others would break what manager uses it for.
 func checkRestartSignal(sig syscall.Signal) error {
+	switch sig {
+	case syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
+		return fmt.Errorf("%s is job control: a shell's fg, bg or Ctrl-Z would restart the program", signalName(sig))
+	case syscall.SIGPIPE:
+		return errors.New("SIGPIPE is what a write to a closed pipe raises: a broken pipe would restart the program")
+	}
 	for _, s := range forwardedSignals() {
 		if s == sig {
 			return nil
@@ -388,9 +410,9 @@ func parseDuration(name, v string, zeroOK bool) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("%s %q: invalid duration", name, v)
+		return 0, fmt.Errorf("%s %s: invalid duration", name, quoteValue(v))
 	case d < 0 || d == 0 && !zeroOK:
-		return 0, fmt.Errorf("%s %q: must be positive", name, v)
+		return 0, fmt.Errorf("%s %s: must be positive", name, quoteValue(v))
 	}
 	return d, nil
 }

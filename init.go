@@ -109,7 +109,7 @@ type childState struct {
 	started time.Time // when it was started; zero before the first start
 	gen     int       // counts starts and exits: a hash or check belongs to the child it was asked for
 	job     bool      // manager stopped itself because the child was stopped at a terminal
-	atOnce  bool      // it exited 0 within daemonWindow: the reap that saw it asks whether it left children
+	atOnce  int       // a child that exited 0 within daemonWindow, by itself: the reap that saw it asks whether it left children; 0 otherwise
 	crashes int       // restarts of exited children in a row (-restart)
 	backoff backoff   // the wait before such a restart
 }
@@ -394,9 +394,9 @@ func (s *supervisor) reap() {
 			s.log.Debug("orphan reaped", append([]any{"pid", pid}, describeStatus(ws)...)...)
 		}
 	})
-	if s.child.atOnce {
-		s.child.atOnce = false
-		s.warnDaemon(remain)
+	if s.child.atOnce != 0 {
+		s.warnDaemon(s.child.atOnce, remain)
+		s.child.atOnce = 0
 	}
 	s.settle()
 }
@@ -404,7 +404,8 @@ func (s *supervisor) reap() {
 // onChildExit handles the child's exit status. Unless manager asked for it
 // to restart, the child's exit is manager's exit.
 func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
-	attrs := append([]any{"pid", s.child.pid}, describeStatus(ws)...)
+	pid := s.child.pid
+	attrs := append([]any{"pid", pid}, describeStatus(ws)...)
 	s.child.pid = 0
 	s.child.gen++ // a hash under way was for this child
 	s.child.job = false
@@ -416,12 +417,14 @@ func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 	case restarting:
 		s.log.Info("child stopped for restart", attrs...)
 	case running:
+		if ws.Exited() && ws.ExitStatus() == 0 && s.clock.Now().Sub(s.child.started) < daemonWindow {
+			s.child.atOnce = pid
+		}
 		if s.restartAfterExit(ws, attrs) {
 			break
 		}
 		s.log.Info("child exited", attrs...)
 		s.why = "child exited"
-		s.child.atOnce = ws.Exited() && ws.ExitStatus() == 0 && s.clock.Now().Sub(s.child.started) < daemonWindow
 		s.beginExit()
 	default: // draining or stopping: the signal that began it says why
 		if s.phase == draining {
@@ -469,14 +472,14 @@ func (s *supervisor) restartAfterExit(ws syscall.WaitStatus, attrs []any) bool {
 	return true
 }
 
-// warnDaemon warns about a child that exited 0 at once, if it left children
-// of manager behind (re-parented to it): most likely a server that forked
-// itself into the background, out of manager's reach (nginx without
-// "daemon off;").
-func (s *supervisor) warnDaemon(leftChildren bool) {
+// warnDaemon warns about child pid, which exited 0 at once, if it left
+// children of manager behind (re-parented to it): most likely a server that
+// forked itself into the background, out of manager's reach (nginx without
+// "daemon off;"). Under -restart that is why it is restarted over and over.
+func (s *supervisor) warnDaemon(pid int, leftChildren bool) {
 	if leftChildren {
 		s.log.Warn("child exited 0 at once, leaving processes behind: it may have put itself in the background; run it in the foreground (nginx: -g 'daemon off;')",
-			"pid", s.child.pgid, "command", s.spec.path)
+			"pid", pid, "command", s.spec.path)
 	}
 }
 

@@ -530,4 +530,9 @@ func TestDaemonizingChildWarned(t *testing.T) {
 	if got := p.stderr.matching(`level=WARN`); len(got) > 0 {
 		t.Errorf("a child that left nothing behind was warned about: %q", got)
 	}
+	// Under -restart the hint says why the program is restarted over and over.
+	p = startManager(t, runOpts{}, "-config=", "-restart", "always", "--", helper, "leave", "sleep")
+	p.stderr.wait(t, `level=WARN msg="child exited 0 at once, leaving processes behind: it may have put itself in the background; `, 10*time.Second)
+	p.signal(syscall.SIGTERM)
+	p.wait(10 * time.Second)
 }

@@ -297,6 +297,7 @@ func newDebouncer(quiet time.Duration, first []stamp) debouncer {
 // observation is what one snapshot told the debouncer.
 type observation struct {
 	settled bool     // changes have settled: time to act
+	fresh   bool     // an entry that is not busy changed in this very snapshot
 	busy    []string // entries that just became busy
 	quiet   []string // busy entries that just became quiet
 }
@@ -319,6 +320,7 @@ func (d *debouncer) observe(now time.Time, snap []stamp) observation {
 		}
 	}
 	d.last = snap
+	o.fresh = fresh
 	settled, pending := !fresh, false
 	for p, a := range d.runs {
 		busy := now.Sub(a.changed) < d.quiet && now.Sub(a.since) >= d.busyAfter

@@ -34,7 +34,22 @@ type pipeline struct {
 	checkEnd  time.Time // the -check is killed then; zero when none runs
 	retry     backoff   // of hashing or checking again, after that lacked resources
 	retryAt   time.Time // no hash or check starts before this
+
+	firstSeen   time.Time // when the change not settled yet was first seen; zero when there is none
+	pendingSeen time.Time // when the pending change was first seen
+	actingSeen  time.Time // when the change in flight was first seen
+	names       []string  // the entries of the change in flight
+	selfMade    int       // restarts in a row for changes first seen while the child was starting
 }
+
+// selfMadeWindow is how soon after a start a change looks like one the
+// program made itself (a pid file in its watched directory), and
+// selfMadeWarn how many restarts in a row for such changes are warned
+// about: each restart makes the next change.
+const (
+	selfMadeWindow = 5 * time.Second
+	selfMadeWarn   = 3
+)
 
 // warnings remembers what was said once about the watched paths.
 type warnings struct {
@@ -69,8 +84,12 @@ func (s *supervisor) onPoll() {
 	for _, p := range o.quiet {
 		s.log.Info("config quiet again", "path", p)
 	}
+	if o.fresh && s.pipe.firstSeen.IsZero() {
+		s.pipe.firstSeen = s.clock.Now()
+	}
 	if o.settled {
 		s.pipe.pending = true
+		s.pipe.pendingSeen, s.pipe.firstSeen = s.pipe.firstSeen, time.Time{}
 		s.idle()
 	}
 }
@@ -94,6 +113,7 @@ func (s *supervisor) idle() {
 		s.requestHash(baseline)
 	case p.pending:
 		p.pending = false
+		p.actingSeen = p.pendingSeen
 		s.requestHash(change)
 	}
 }
@@ -158,6 +178,7 @@ func (s *supervisor) onHashed(r hashResult) {
 	if names != nil {
 		s.log.Info("config changed", "path", strings.Join(names, ","))
 	}
+	p.names = names
 	if s.cfg.check == nil {
 		s.apply(next)
 		return
@@ -284,9 +305,28 @@ func (s *supervisor) apply(next content) {
 		return
 	}
 	s.log.Info("restarting", "pid", s.child.pid, "signal", signalName(s.cfg.stopSignal))
+	s.noteSelfMade(forced)
 	s.phase = restarting
 	s.stop(s.childTarget(), s.cfg.stopSignal)
 	s.armGrace()
+}
+
+// noteSelfMade counts the restarts in a row for changes first seen while the
+// child was starting, and warns once there are selfMadeWarn: a program that
+// writes into its own watched directory restarts itself forever, each
+// start making the next change.
+func (s *supervisor) noteSelfMade(forced bool) {
+	p := &s.pipe
+	seenAfter := p.actingSeen.Sub(s.child.started)
+	if forced || p.names == nil || p.actingSeen.IsZero() || seenAfter > selfMadeWindow+s.cfg.poll {
+		p.selfMade = 0
+		return
+	}
+	p.selfMade++
+	if p.selfMade == selfMadeWarn {
+		s.log.Warn("config changed right after each start: the program may be writing into what manager watches; move what it writes elsewhere",
+			"path", strings.Join(p.names, ","), "restarts", p.selfMade)
+	}
 }
 
 // onRestartSignal restarts the child as a change does (through -check, the

@@ -715,3 +715,44 @@ func publicTempDir(t *testing.T) string {
 	}
 	return dir
 }
+
+// TestSelfMadeChangesAreNamed proves that a program that changes what
+// manager watches at each of its starts (a pid file in the watched
+// directory), and so restarts itself forever, is named at WARN after three
+// restarts in a row, and that changes made long after a start do not count.
+func TestSelfMadeChangesAreNamed(t *testing.T) {
+	t.Run("loop", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "app.conf"), "a")
+		h := newHarness(t, false, "-config", dir, "-poll", "100ms", "-debounce", "200ms", "/bin/true")
+		restart := func(i int, after time.Duration) {
+			t.Helper()
+			h.advance(after)
+			writeFile(t, filepath.Join(dir, "pid"), strconv.Itoa(i))
+			h.polls(10)
+			if h.s.phase != restarting {
+				t.Fatalf("restart %d: phase %v, want restarting; log:\n%s", i, h.s.phase, h.logs.String())
+			}
+			h.k.exit(h.s.child.pid, signaled(syscall.SIGTERM))
+			h.reap()
+		}
+		restart(1, 0)
+		restart(2, 0)
+		restart(3, 10*time.Second) // long after the start: not the program's
+		restart(4, 0)
+		restart(5, 0)
+		if strings.Contains(h.logs.String(), "config changed right after each start") {
+			t.Fatalf("warned after two restarts in a row; log:\n%s", h.logs.String())
+		}
+		restart(6, 0)
+		h.wantLog("level=WARN", `msg="config changed right after each start`, "path="+filepath.Join(dir, "pid"), "restarts=3")
+	})
+	integration(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.conf"), "a")
+	p := startManager(t, runOpts{}, "-config", dir, "-poll", "100ms", "-debounce", "200ms",
+		"--", "/bin/sh", "-c", `echo $$ >"$0/pid"; exec sleep 1000`, dir)
+	p.stderr.wait(t, `level=WARN msg="config changed right after each start: the program may be writing into what manager watches; move what it writes elsewhere" path=`+regexp.QuoteMeta(filepath.Join(dir, "pid"))+` restarts=3`, 30*time.Second)
+	p.signal(syscall.SIGTERM)
+	p.wait(10 * time.Second)
+}
