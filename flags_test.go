@@ -572,6 +572,9 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"busy poll", nil, []string{"-poll", "1ns"}, `manager: -poll "1ns": under 10ms, polling is a busy loop`},
 		{"uncatchable reload", nil, []string{"-reload-signal", "KILL"}, `manager: -reload-signal "KILL": SIGKILL cannot be caught: the program could never handle it`},
 		{"unknown flag", nil, []string{"--bogus"}, `manager: flag provided but not defined: --bogus (manager -h lists the flags)`},
+		{"job control restart signal", []string{"MANAGER_RESTART_SIGNAL=CONT"}, nil, `manager: MANAGER_RESTART_SIGNAL "CONT": SIGCONT is job control: a shell's fg, bg or Ctrl-Z would restart the program`},
+		{"PIPE restart signal", nil, []string{"-restart-signal", "PIPE"}, `manager: -restart-signal "PIPE": SIGPIPE is what a write to a closed pipe raises: a broken pipe would restart the program`},
+		{"a long value", []string{"MANAGER_CHECK=" + strings.Repeat("v", 100000)}, nil, `manager: MANAGER_CHECK "` + strings.Repeat("v", 64) + `"… (100000 bytes): "` + strings.Repeat("v", 64) + `"… (100000 bytes): not found in PATH`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
