@@ -6,9 +6,27 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-manager=$PWD/manager
+manager=${MANAGER:-$PWD/manager}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pid=
+# Whatever ends the demo (the end, an error, Ctrl-C, a closed pipe as in
+# "make demo | head") stops manager, which stops the program in its grace
+# period, and removes the temporary directory. manager, started with &,
+# ignores SIGINT (a shell without job control does that to background
+# commands), hence SIGTERM.
+cleanup() {
+	trap - EXIT INT TERM HUP PIPE
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 129' HUP
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 141' PIPE
+trap 'cleanup; exit 143' TERM
 go build -o "$work/demo" ./examples/demo
 cd "$work"
 conf=app.conf
@@ -63,5 +81,6 @@ say "kill -TERM manager: the program gets SIGTERM and exits in its grace period"
 kill -TERM "$pid"
 code=0
 wait "$pid" || code=$?
+pid=
 show
 say "manager exited with code $code"
