@@ -2,11 +2,240 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
 	"math/bits"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
 )
 
 // digest is the SHA-256 of what a watched path holds.
 type digest [32]byte
+
+// content is what the watched paths hold: a digest per watched path (a
+// file's bytes, or for a directory the names and bytes of its visible
+// entries) and per directory entry ("dir/name"), so that a change can be
+// named down to the entry. Missing paths have no digest, so that a vanished
+// file is told apart from an emptied one.
+type content map[string]digest
+
+// unreadable collects the files that exist but cannot be read, with why.
+type unreadable map[string]error
+
+// contents hashes what a snapshot's files hold, so that the files hashed
+// are the ones the loop saw. Only regular files are opened: a FIFO, a
+// socket, a device or a directory among a directory's entries is hashed as
+// what it is, and a file that cannot be read (no permission) as its error;
+// both are as stable as bytes would be, and listed in unreadable. An error
+// that is manager's own lack of resources (descriptors, memory) is returned
+// instead, for the caller to retry.
+func contents(fsys osFS, snap []stamp) (content, unreadable, error) {
+	out := make(content, len(snap))
+	bad := unreadable{}
+	hashFile := func(st stamp) (digest, error) {
+		var err error
+		if st.fp.mode != syscall.S_IFREG {
+			err = errNotRegular(st.path)
+		} else if d, err2 := fsys.hash(st.path); err2 == nil {
+			return d, nil
+		} else if err = err2; lacksResources(err) {
+			return d, err
+		}
+		bad[st.path] = err
+		return sum256([]byte(err.Error())), nil
+	}
+	for i := 0; i < len(snap); i++ {
+		st := snap[i]
+		if !st.fp.isDir() {
+			d, err := hashFile(st)
+			if err != nil {
+				return nil, nil, err
+			}
+			out[st.path] = d
+			continue
+		}
+		h := newHasher()
+		if st.fp.errno != 0 {
+			err := &fs.PathError{Op: "open", Path: st.path, Err: st.fp.errno}
+			if lacksResources(err) {
+				return nil, nil, err
+			}
+			bad[st.path] = err
+			h.Write([]byte(err.Error()))
+		}
+		entries := snap[i+1 : i+1+int(st.fp.size)]
+		i += len(entries)
+		for _, e := range entries {
+			d, err := hashFile(e)
+			if err != nil {
+				return nil, nil, err
+			}
+			out[e.path] = d
+			h.Write([]byte(e.path[len(st.path)+1:]))
+			h.Write([]byte{0})
+			h.Write(d[:])
+		}
+		out[st.path] = h.sum()
+	}
+	return out, bad, nil
+}
+
+// lacksResources reports whether err is manager's own lack of resources,
+// which goes away by itself (descriptors, memory), as opposed to something
+// about the file. EAGAIN is not among them: from a read it is a pollable
+// file with nothing to read, a property of the file.
+func lacksResources(err error) bool {
+	return errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// changedPaths compares the contents now with those the child runs with. A
+// path missing now is not a change by itself: it keeps its old content in
+// next, so that only its reappearance with other bytes counts.
+func changedPaths(paths []string, running, now content) (changed []string, next content) {
+	next = make(content, len(now))
+	keep := func(from content, p string) {
+		next[p] = from[p]
+		for k, d := range from {
+			if strings.HasPrefix(k, p+"/") {
+				next[k] = d
+			}
+		}
+	}
+	for _, p := range paths {
+		old, had := running[p]
+		cur, ok := now[p]
+		switch {
+		case !ok && had:
+			keep(running, p)
+		case !ok:
+		case !had || cur != old:
+			changed = append(changed, p)
+			keep(now, p)
+		default:
+			keep(now, p)
+		}
+	}
+	return changed, next
+}
+
+// changedEntries names what changed in the watched path p between two
+// contents: p itself for a file, or each entry of a directory that was
+// added, removed or rewritten.
+func changedEntries(p string, before, after content) []string {
+	var out []string
+	for k, d := range after {
+		if strings.HasPrefix(k, p+"/") && before[k] != d {
+			out = append(out, k)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok && strings.HasPrefix(k, p+"/") {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return []string{p}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// hashChunk is how much is hashed between two yields of the processor: a
+// huge file is hashed off the supervisor loop, but manager runs with one P,
+// so the hasher lets the loop run at least this often (tens of µs).
+const hashChunk = 64 << 10
+
+// hash reads a regular file with raw system calls, not os.File: os.File
+// registers whatever the kernel lets it poll with the runtime's netpoller,
+// and for a pollable regular file such as /proc/kmsg that turns EAGAIN into
+// a wait without end. O_NONBLOCK keeps a file that turned into a FIFO since
+// it was stat'ed from blocking the open, and a pollable file from blocking
+// the read: EAGAIN is then an error, hashed as such.
+func (osFS) hash(path string) (digest, error) {
+	var d digest
+	fd, err := openRaw(path, 0)
+	if err != nil {
+		return d, err
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return d, &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return d, errNotRegular(path)
+	}
+	h := newHasher()
+	// On the heap and no larger than the file needs: a goroutine stack
+	// grown for a 64 KiB array would stay resident long after the hash.
+	buf := make([]byte, min(max(st.Size+1, 4<<10), hashChunk))
+	for {
+		var n int
+		err := ignoringEINTR(func() (err error) { n, err = syscall.Read(fd, buf); return err })
+		if err != nil {
+			return d, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		h.Write(buf[:n])
+		runtime.Gosched()
+	}
+	return h.sum(), nil
+}
+
+// errNotRegular says why a watched entry's bytes are not read: it is a
+// FIFO, a socket or a device, whose open(2) alone would act on it (release
+// a FIFO's writer, run a driver's open).
+func errNotRegular(path string) error { return fmt.Errorf("%s: not a regular file", path) }
+
+// hashPurpose says what a hash is for.
+type hashPurpose int
+
+const (
+	baseline hashPurpose = iota // what the child started with
+	change                      // what the paths hold after a change settled
+)
+
+func (p hashPurpose) String() string {
+	if p == baseline {
+		return "baseline"
+	}
+	return "change"
+}
+
+// hashJob asks for the contents of the files of a snapshot.
+type hashJob struct {
+	paths   []string
+	purpose hashPurpose
+	before  []stamp         // the snapshot the loop acts on: the files to hash, and what they must still look like
+	busy    map[string]bool // entries that may change meanwhile without making the hash unstable
+	gen     int             // the child it was asked for
+}
+
+// hashResult is a hashJob's answer.
+type hashResult struct {
+	job    hashJob
+	sums   content
+	bad    unreadable
+	stable bool  // no stat of the paths changed while they were hashed
+	err    error // manager lacked resources: try again
+}
+
+// hashNow does a hashJob, beside the supervisor loop: a huge file or a slow
+// read must never delay forwarding, reaping or a timer. The paths are
+// stat'ed again after hashing: if they differ from the snapshot the loop
+// took (when it started the child, or saw the change settle), the content
+// read may be newer than that, or half old, half new. Busy entries do not
+// count: they change all the time, and waiting for them to hold still is
+// what busy means not to do.
+func hashNow(fsys osFS, job hashJob) hashResult {
+	sums, bad, err := contents(fsys, job.before)
+	return hashResult{job: job, sums: sums, bad: bad, err: err, stable: sameFiles(job.before, snapshot(fsys, job.paths), job.busy)}
+}
 
 // hasher computes SHA-256 (FIPS 180-4). It is written here rather than
 // taken from crypto/sha256, which links the whole FIPS 140 module (AES,

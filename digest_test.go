@@ -3,7 +3,9 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -39,6 +41,39 @@ func TestDigestIsSHA256(t *testing.T) {
 		}
 		if got := h.sum(); got != digest(want) {
 			t.Fatalf("sum of %d bytes written in pieces = %x, want %x", n, got, want)
+		}
+	}
+}
+
+// mustContents hashes paths, failing the test if that lacks resources.
+func mustContents(t *testing.T, paths []string) content {
+	t.Helper()
+	c, _, err := contents(osFS{}, snapshot(osFS{}, paths))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestChangedPaths(t *testing.T) {
+	a, b := digest{1}, digest{2}
+	tests := []struct {
+		name    string
+		running content
+		now     content
+		changed []string
+		next    content
+	}{
+		{"same bytes", content{"/x": a}, content{"/x": a}, nil, content{"/x": a}},
+		{"new bytes", content{"/x": a}, content{"/x": b}, []string{"/x"}, content{"/x": b}},
+		{"vanished keeps old", content{"/x": a}, content{}, nil, content{"/x": a}},
+		{"appeared", content{}, content{"/x": a}, []string{"/x"}, content{"/x": a}},
+		{"still missing", content{}, content{}, nil, content{}},
+	}
+	for _, tc := range tests {
+		changed, next := changedPaths([]string{"/x"}, tc.running, tc.now)
+		if !slices.Equal(changed, tc.changed) || fmt.Sprint(next) != fmt.Sprint(tc.next) {
+			t.Errorf("%s: changedPaths = %q, %v; want %q, %v", tc.name, changed, next, tc.changed, tc.next)
 		}
 	}
 }

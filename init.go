@@ -125,6 +125,7 @@ type supervisor struct {
 	fsys  osFS
 	pid1  bool          // manager is PID 1: leftovers are every process in the namespace
 	hash  func(hashJob) // starts hashing; the result comes back through onHashed
+	look  func(pollJob) // starts a look at the watched paths; the result comes back through onPolled
 
 	spec      procSpec // how the child is started
 	checkSpec procSpec // how -check is started
@@ -165,6 +166,7 @@ type events struct {
 	shutdown <-chan os.Signal // TERM and INT
 	forward  <-chan os.Signal // everything else manager forwards
 	hashed   <-chan hashResult
+	polled   <-chan pollResult
 }
 
 // supervise runs manager: it starts the child and loops over events until
@@ -174,6 +176,10 @@ func supervise(cfg *config, log *logger, sigs *signals) int {
 	hashed := make(chan hashResult, 1) // one hash at a time: a send never waits
 	s.hash = func(job hashJob) {
 		go func() { hashed <- hashNow(s.fsys, job) }()
+	}
+	polled := make(chan pollResult, 1) // one look at a time, likewise
+	s.look = func(job pollJob) {
+		go func() { polled <- pollNow(s.fsys, job) }()
 	}
 	if !s.pid1 {
 		if err := becomeSubreaper(); err != nil {
@@ -186,7 +192,7 @@ func supervise(cfg *config, log *logger, sigs *signals) int {
 		log.Info("signal ignored from the start; it stays ignored, also for the child", "signal", signalName(sig))
 	}
 	s.begin(ownsTerminal())
-	ev := &events{chld: sigs.chld, shutdown: sigs.shutdown, forward: sigs.forward, hashed: hashed}
+	ev := &events{chld: sigs.chld, shutdown: sigs.shutdown, forward: sigs.forward, hashed: hashed, polled: polled}
 	for s.phase != exited {
 		s.step(ev)
 	}
@@ -207,6 +213,8 @@ func (s *supervisor) step(ev *events) {
 		s.onSignal(sig.(syscall.Signal))
 	case r := <-ev.hashed:
 		s.onHashed(r)
+	case r := <-ev.polled:
+		s.onPolled(r)
 	case <-timerC(s.timer):
 		s.timer, s.timerAt = nil, time.Time{}
 		s.onTimer()
@@ -314,26 +322,28 @@ func (s *supervisor) begin(foreground bool) {
 		s.startChild(nil)
 		return
 	}
-	// One snapshot before the child starts: what the debouncer compares
-	// the next poll with, and what the child's files must still look
-	// like when they are hashed after it started.
-	snap := snapshot(s.fsys, s.cfg.configs)
-	s.watchFrom(snap)
+	// One look before the child starts, on the loop since nothing else
+	// is under way yet: what the debouncer compares the next poll with,
+	// and what the child's files must still look like when they are
+	// hashed after it started.
+	first := pollNow(s.fsys, pollJob{paths: s.cfg.configs})
+	s.watchFrom(first)
 	s.pollAt = s.clock.Now().Add(s.cfg.poll)
-	s.startChild(snap)
+	s.startChild(first.snap)
 	s.idle()
 }
 
 // startChild starts the command. A start refused for lack of resources (a
 // full pids cgroup: EAGAIN) is retried; any other failure ends manager with
 // the shell's exit code for it. snap, if not nil, is a snapshot of the
-// watched paths taken just now.
+// watched paths taken just now; otherwise the last poll's stands for it.
 func (s *supervisor) startChild(snap []stamp) {
 	if s.pipe.applied == nil {
 		// What the child will read is hashed once it runs: the files
-		// must still look as they do now, before it starts.
+		// must still look as they did at the last look, or the hash
+		// says what the child read is unknown.
 		if snap == nil {
-			snap = snapshot(s.fsys, s.cfg.configs)
+			snap = s.pipe.watch.last
 		}
 		s.pipe.startSnap = snap
 	}

@@ -166,8 +166,9 @@ type harness struct {
 	chld   chan os.Signal
 	sigs   chan os.Signal
 	hashed chan hashResult
-	hashes []hashResult // computed, not yet delivered
-	held   bool         // hashes wait for deliver, not delivered after each event
+	polled chan pollResult
+	hashes []any // hashResults and pollResults computed, not yet delivered
+	held   bool  // hashes wait for deliver, not delivered after each event
 }
 
 // newHarness starts a supervisor for the command line args (whose command
@@ -191,11 +192,12 @@ func unstartedHarness(t *testing.T, pid1 bool, args ...string) *harness {
 		t.Fatalf("parseArgs(%q): %v", args, err)
 	}
 	h := &harness{t: t, clock: newFakeClock(), k: newFakeKernel(),
-		chld: make(chan os.Signal, 1), sigs: make(chan os.Signal, 1), hashed: make(chan hashResult, 1)}
-	h.ev = &events{chld: h.chld, shutdown: h.sigs, forward: h.sigs, hashed: h.hashed}
+		chld: make(chan os.Signal, 1), sigs: make(chan os.Signal, 1), hashed: make(chan hashResult, 1), polled: make(chan pollResult, 1)}
+	h.ev = &events{chld: h.chld, shutdown: h.sigs, forward: h.sigs, hashed: h.hashed, polled: h.polled}
 	cfg.logLevel = levelDebug
 	h.s = newSupervisor(cfg, newLogger(&h.logs, cfg), h.clock, h.k, osFS{}, pid1)
 	h.s.hash = func(job hashJob) { h.hashes = append(h.hashes, hashNow(h.s.fsys, job)) }
+	h.s.look = func(job pollJob) { h.hashes = append(h.hashes, pollNow(h.s.fsys, job)) }
 	return h
 }
 
@@ -207,9 +209,10 @@ func (h *harness) step() {
 		h.t.Fatalf("an event after manager exited; log:\n%s", h.logs.String())
 	}
 	h.s.step(h.ev)
-	if !h.held {
-		h.deliver()
-	}
+	h.deliverWhile(func(r any) bool {
+		_, look := r.(pollResult)
+		return look || !h.held
+	})
 }
 
 // signal sends sig to manager.
@@ -226,15 +229,45 @@ func (h *harness) reap() {
 	h.step()
 }
 
-// deliver hands the supervisor the hashes it asked for, as the hasher would.
+// deliver hands the supervisor the hashes and looks it asked for, in
+// order, as the goroutines beside the loop would.
 func (h *harness) deliver() {
 	h.t.Helper()
+	h.deliverWhile(func(any) bool { return true })
+}
+
+// deliverWhile delivers results in order for as long as ok says so of the
+// next; held hashes stay, looks are still delivered after them.
+func (h *harness) deliverWhile(ok func(any) bool) {
+	h.t.Helper()
+	var kept []any
 	for len(h.hashes) > 0 && h.s.phase != exited {
 		r := h.hashes[0]
 		h.hashes = h.hashes[1:]
-		h.hashed <- r
+		if !ok(r) {
+			kept = append(kept, r)
+			continue
+		}
+		switch r := r.(type) {
+		case hashResult:
+			h.hashed <- r
+		case pollResult:
+			h.polled <- r
+		}
 		h.s.step(h.ev)
 	}
+	h.hashes = append(kept, h.hashes...)
+}
+
+// hashCount says how many hashes are computed and not yet delivered.
+func (h *harness) hashCount() int {
+	n := 0
+	for _, r := range h.hashes {
+		if _, ok := r.(hashResult); ok {
+			n++
+		}
+	}
+	return n
 }
 
 // advance lets d pass, firing each timer the supervisor arms on the way
@@ -553,8 +586,8 @@ func TestHashBelongsToItsChild(t *testing.T) {
 		h.reap()
 		h.held = true
 		h.advance(time.Second) // child 2: what it runs with is being hashed
-		if len(h.hashes) != 1 {
-			t.Fatalf("%d hashes under way, want 1", len(h.hashes))
+		if h.hashCount() != 1 {
+			t.Fatalf("%d hashes under way, want 1", h.hashCount())
 		}
 		h.k.exit(h.s.child.pid, exitedWith(1)) // child 2 exits before the hash lands
 		h.reap()
@@ -602,10 +635,10 @@ func TestHashBelongsToItsChild(t *testing.T) {
 func TestRetriesAreSeparate(t *testing.T) {
 	// A hash retry (no descriptors) must not hold back a child's start.
 	h, conf := watchHarness(t, "-restart", "always")
-	hash := h.s.hash
 	h.s.hash = func(job hashJob) {
-		hash(job)
-		h.hashes[len(h.hashes)-1].err = syscall.EMFILE
+		r := hashNow(h.s.fsys, job)
+		r.err = syscall.EMFILE
+		h.hashes = append(h.hashes, r)
 	}
 	writeFile(t, conf, "b")
 	h.polls(10)

@@ -2,13 +2,8 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -121,55 +116,6 @@ func (osFS) readDir(path string) ([]string, error) {
 	return names, nil
 }
 
-// hashChunk is how much is hashed between two yields of the processor: a
-// huge file is hashed off the supervisor loop, but manager runs with one P,
-// so the hasher lets the loop run at least this often (tens of µs).
-const hashChunk = 64 << 10
-
-// hash reads a regular file with raw system calls, not os.File: os.File
-// registers whatever the kernel lets it poll with the runtime's netpoller,
-// and for a pollable regular file such as /proc/kmsg that turns EAGAIN into
-// a wait without end. O_NONBLOCK keeps a file that turned into a FIFO since
-// it was stat'ed from blocking the open, and a pollable file from blocking
-// the read: EAGAIN is then an error, hashed as such.
-func (osFS) hash(path string) (digest, error) {
-	var d digest
-	fd, err := openRaw(path, 0)
-	if err != nil {
-		return d, err
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return d, &fs.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return d, errNotRegular(path)
-	}
-	h := newHasher()
-	// On the heap and no larger than the file needs: a goroutine stack
-	// grown for a 64 KiB array would stay resident long after the hash.
-	buf := make([]byte, min(max(st.Size+1, 4<<10), hashChunk))
-	for {
-		var n int
-		err := ignoringEINTR(func() (err error) { n, err = syscall.Read(fd, buf); return err })
-		if err != nil {
-			return d, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			break
-		}
-		h.Write(buf[:n])
-		runtime.Gosched()
-	}
-	return h.sum(), nil
-}
-
-// errNotRegular says why a watched entry's bytes are not read: it is a
-// FIFO, a socket or a device, whose open(2) alone would act on it (release
-// a FIFO's writer, run a driver's open).
-func errNotRegular(path string) error { return fmt.Errorf("%s: not a regular file", path) }
-
 // openRaw opens path for reading without blocking and without the netpoller.
 func openRaw(path string, flags int) (int, error) {
 	var fd int
@@ -198,37 +144,196 @@ func ignoringEINTR(f func() error) error {
 // names change on every update while the visible names stay.
 func hidden(name string) bool { return strings.HasPrefix(name, ".") }
 
-// snapshot fingerprints every watched path, in order. A missing path has no
-// stamp; a directory has a stamp of its own (its type, so that it vanishing
-// or turning into a file shows, and why it could not be listed) followed by
-// one per visible entry.
+// snapshot fingerprints every watched path, in order, and every entry of
+// each watched directory. A missing path has no stamp; a directory has a
+// stamp of its own (its type, so that it vanishing or turning into a file
+// shows, how many entry stamps follow, and why it could not be listed)
+// followed by one per visible entry, in name order.
 func snapshot(fsys osFS, paths []string) []stamp {
-	var out []stamp
-	for _, p := range paths {
+	return pollNow(fsys, pollJob{paths: paths}).snap
+}
+
+// entriesPerLook bounds how many entries of one watched directory a poll
+// stats while the directory itself is unchanged: a stat costs some µs, and
+// a directory of 100,000 entries stat'ed whole at every poll would take a
+// core. An entry added, removed or renamed changes the directory (a
+// ConfigMap update and an editor's save do that), and a changed directory
+// is listed and stat'ed whole; a write in place into one of its entries is
+// seen when the entry's turn comes, within entries/entriesPerLook polls.
+const entriesPerLook = 1000
+
+// dirLook is what a look at a watched directory leaves for the next.
+type dirLook struct {
+	listed fingerprint // the directory's own stat when it was listed; zero: list it again
+	next   int         // where the next look at its entries starts
+}
+
+// pollJob asks for a look at the watched paths, done beside the loop.
+type pollJob struct {
+	paths []string
+	prev  []stamp   // the last snapshot, read only: unchanged directories keep its entries
+	dirs  []dirLook // per path of paths; nil the first time
+}
+
+// pollResult is a pollJob's answer.
+type pollResult struct {
+	snap    []stamp   // prev itself when nothing changed
+	changed []string  // the paths whose stamps differ from prev's
+	dirs    []dirLook // for the next job
+}
+
+// pollNow looks at the watched paths, as snapshot describes, reusing what
+// prev holds: nothing is allocated when nothing changed.
+func pollNow(fsys osFS, job pollJob) pollResult {
+	dirs := make([]dirLook, len(job.paths))
+	copy(dirs, job.dirs)
+	b := snapBuilder{prev: job.prev}
+	k := 0 // where the next path's stamps are in prev
+	for i, p := range job.paths {
+		var own *stamp
+		var entries []stamp // prev's entries of p
+		if k < len(job.prev) && job.prev[k].path == p {
+			own = &job.prev[k]
+			n := 0
+			if own.fp.isDir() {
+				n = int(own.fp.size)
+			}
+			entries = job.prev[k+1 : k+1+n]
+			k += 1 + n
+		}
 		fp, err := fsys.stat(p)
-		if err != nil {
+		switch {
+		case err != nil:
+			dirs[i] = dirLook{}
+			continue
+		case !fp.isDir():
+			dirs[i] = dirLook{}
+			b.add(stamp{p, fp})
 			continue
 		}
-		if !fp.isDir() {
-			out = append(out, stamp{p, fp})
+		dir := stamp{p, fingerprint{mode: syscall.S_IFDIR}}
+		if own == nil || !own.fp.isDir() || own.fp.errno != 0 || dirs[i].listed != fp {
+			var names []string
+			names, err = fsys.readDir(p)
+			errors.As(err, &dir.fp.errno)
+			entries = statEntries(fsys, p, names, entries)
+			dirs[i] = dirLook{listed: fp}
+			if fp.racy || err != nil {
+				dirs[i].listed = fingerprint{} // a change in the same tick would keep the times
+			}
+			dir.fp.size = int64(len(entries))
+			b.add(dir)
+			for _, e := range entries {
+				b.add(e)
+			}
 			continue
 		}
-		names, err := fsys.readDir(p)
-		dir := len(out)
-		out = append(out, stamp{p, fingerprint{mode: syscall.S_IFDIR}})
-		errors.As(err, &out[dir].fp.errno)
-		for _, name := range names {
-			if hidden(name) {
-				continue
+		// Unchanged: the same names, some of them stat'ed again.
+		from, n := dirs[i].next%max(len(entries), 1), min(len(entries), entriesPerLook)
+		dirs[i].next = from + n
+		kept := 0
+		b.mark()
+		for j, e := range entries {
+			if (j-from+len(entries))%len(entries) < n {
+				efp, err := fsys.stat(e.path)
+				if err != nil {
+					continue // a symlink whose target is gone
+				}
+				e.fp = efp
 			}
-			e := p + "/" + name
-			if efp, err := fsys.stat(e); err == nil {
-				out = append(out, stamp{e, efp})
-			}
+			b.add(e)
+			kept++
 		}
-		out[dir].fp.size = int64(len(out) - dir - 1) // how many entry stamps follow
+		dir.fp.size = int64(kept)
+		b.insert(dir)
+	}
+	r := pollResult{snap: b.result(), dirs: dirs}
+	if !b.same() {
+		r.changed = changedStamps(job.prev, r.snap)
+	}
+	return r
+}
+
+// statEntries stats the visible entries of directory p named names, and
+// returns their stamps; prev, p's entries in the last snapshot, lend their
+// paths, so that an unchanged entry's path is not made again.
+func statEntries(fsys osFS, p string, names []string, prev []stamp) []stamp {
+	var out []stamp
+	for _, name := range names {
+		if hidden(name) {
+			continue
+		}
+		for len(prev) > 0 && prev[0].path[len(p)+1:] < name {
+			prev = prev[1:]
+		}
+		e := p + "/" + name
+		if len(prev) > 0 && prev[0].path[len(p)+1:] == name {
+			e = prev[0].path
+		}
+		if efp, err := fsys.stat(e); err == nil {
+			out = append(out, stamp{e, efp})
+		}
 	}
 	return out
+}
+
+// snapBuilder builds a snapshot stamp by stamp, sharing prev's array for as
+// long as the stamps are prev's own.
+type snapBuilder struct {
+	prev     []stamp
+	out      []stamp
+	n        int  // stamps added
+	diverged bool // out holds the snapshot; otherwise it is prev[:n]
+	marked   int  // where insert puts a stamp
+}
+
+func (b *snapBuilder) add(st stamp) {
+	if !b.diverged && b.n < len(b.prev) && b.prev[b.n] == st {
+		b.n++
+		return
+	}
+	b.diverge()
+	b.out = append(b.out, st)
+	b.n++
+}
+
+// mark remembers where the stamp the next insert adds goes: a directory's
+// own stamp, which holds how many of the stamps added after it are its.
+func (b *snapBuilder) mark() {
+	b.marked = b.n
+	b.n++ // its place
+	if b.diverged {
+		b.out = append(b.out, stamp{})
+	}
+}
+
+// insert puts st at the place mark kept.
+func (b *snapBuilder) insert(st stamp) {
+	if !b.diverged && b.marked < len(b.prev) && b.prev[b.marked] == st {
+		return
+	}
+	b.diverge()
+	b.out[b.marked] = st
+}
+
+// diverge copies what was added so far out of prev.
+func (b *snapBuilder) diverge() {
+	if !b.diverged {
+		b.out = append(make([]stamp, 0, len(b.prev)+8), b.prev[:min(b.n, len(b.prev))]...)
+		for len(b.out) < b.n {
+			b.out = append(b.out, stamp{}) // a marked place past prev's end
+		}
+		b.diverged = true
+	}
+}
+
+func (b *snapBuilder) same() bool { return !b.diverged && b.n == len(b.prev) }
+
+func (b *snapBuilder) result() []stamp {
+	if b.diverged {
+		return b.out
+	}
+	return b.prev[:b.n]
 }
 
 // sameFiles reports whether two snapshots show the same files, except
@@ -302,11 +407,12 @@ type observation struct {
 	quiet   []string // busy entries that just became quiet
 }
 
-// observe records the snapshot taken at now.
-func (d *debouncer) observe(now time.Time, snap []stamp) observation {
+// observe records the snapshot taken at now, whose stamps of changed
+// differ from the last one's.
+func (d *debouncer) observe(now time.Time, snap []stamp, changed []string) observation {
 	var o observation
 	fresh := false // a change to a non-busy entry in this very snapshot
-	for _, p := range changedStamps(d.last, snap) {
+	for _, p := range changed {
 		a := d.runs[p]
 		if a == nil {
 			a = &activity{since: now}
@@ -383,229 +489,4 @@ func changedStamps(before, after []stamp) []string {
 		out = append(out, p)
 	}
 	return out
-}
-
-// content is what the watched paths hold: a digest per watched path (a
-// file's bytes, or for a directory the names and bytes of its visible
-// entries) and per directory entry ("dir/name"), so that a change can be
-// named down to the entry. Missing paths have no digest, so that a vanished
-// file is told apart from an emptied one.
-type content map[string]digest
-
-// unreadable collects the files that exist but cannot be read, with why.
-type unreadable map[string]error
-
-// contents hashes what a snapshot's files hold, so that the files hashed
-// are the ones the loop saw. Only regular files are opened: a FIFO, a
-// socket, a device or a directory among a directory's entries is hashed as
-// what it is, and a file that cannot be read (no permission) as its error;
-// both are as stable as bytes would be, and listed in unreadable. An error
-// that is manager's own lack of resources (descriptors, memory) is returned
-// instead, for the caller to retry.
-func contents(fsys osFS, snap []stamp) (content, unreadable, error) {
-	out := make(content, len(snap))
-	bad := unreadable{}
-	hashFile := func(st stamp) (digest, error) {
-		var err error
-		if st.fp.mode != syscall.S_IFREG {
-			err = errNotRegular(st.path)
-		} else if d, err2 := fsys.hash(st.path); err2 == nil {
-			return d, nil
-		} else if err = err2; lacksResources(err) {
-			return d, err
-		}
-		bad[st.path] = err
-		return sum256([]byte(err.Error())), nil
-	}
-	for i := 0; i < len(snap); i++ {
-		st := snap[i]
-		if !st.fp.isDir() {
-			d, err := hashFile(st)
-			if err != nil {
-				return nil, nil, err
-			}
-			out[st.path] = d
-			continue
-		}
-		h := newHasher()
-		if st.fp.errno != 0 {
-			err := &fs.PathError{Op: "open", Path: st.path, Err: st.fp.errno}
-			if lacksResources(err) {
-				return nil, nil, err
-			}
-			bad[st.path] = err
-			h.Write([]byte(err.Error()))
-		}
-		entries := snap[i+1 : i+1+int(st.fp.size)]
-		i += len(entries)
-		for _, e := range entries {
-			d, err := hashFile(e)
-			if err != nil {
-				return nil, nil, err
-			}
-			out[e.path] = d
-			h.Write([]byte(e.path[len(st.path)+1:]))
-			h.Write([]byte{0})
-			h.Write(d[:])
-		}
-		out[st.path] = h.sum()
-	}
-	return out, bad, nil
-}
-
-// lacksResources reports whether err is manager's own lack of resources,
-// which goes away by itself (descriptors, memory), as opposed to something
-// about the file. EAGAIN is not among them: from a read it is a pollable
-// file with nothing to read, a property of the file.
-func lacksResources(err error) bool {
-	return errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
-}
-
-// changedPaths compares the contents now with those the child runs with. A
-// path missing now is not a change by itself: it keeps its old content in
-// next, so that only its reappearance with other bytes counts.
-func changedPaths(paths []string, running, now content) (changed []string, next content) {
-	next = make(content, len(now))
-	keep := func(from content, p string) {
-		next[p] = from[p]
-		for k, d := range from {
-			if strings.HasPrefix(k, p+"/") {
-				next[k] = d
-			}
-		}
-	}
-	for _, p := range paths {
-		old, had := running[p]
-		cur, ok := now[p]
-		switch {
-		case !ok && had:
-			keep(running, p)
-		case !ok:
-		case !had || cur != old:
-			changed = append(changed, p)
-			keep(now, p)
-		default:
-			keep(now, p)
-		}
-	}
-	return changed, next
-}
-
-// changedEntries names what changed in the watched path p between two
-// contents: p itself for a file, or each entry of a directory that was
-// added, removed or rewritten.
-func changedEntries(p string, before, after content) []string {
-	var out []string
-	for k, d := range after {
-		if strings.HasPrefix(k, p+"/") && before[k] != d {
-			out = append(out, k)
-		}
-	}
-	for k := range before {
-		if _, ok := after[k]; !ok && strings.HasPrefix(k, p+"/") {
-			out = append(out, k)
-		}
-	}
-	if len(out) == 0 {
-		return []string{p}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// isFileMount reports whether path, a file, symlinks followed, is itself a
-// mount point: a bind mount of a single file. A ConfigMap key (a symlink
-// into its volume) or a file in a mounted directory is not one.
-func isFileMount(path string) bool {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return false
-	}
-	real, err = filepath.Abs(real)
-	if err != nil {
-		return false
-	}
-	points, err := mountPoints()
-	return err == nil && points[real]
-}
-
-// mountPoints reads the mount points of manager's mount namespace from
-// /proc/self/mountinfo, whose fifth field is one, with space, tab, newline
-// and backslash escaped in octal.
-func mountPoints() (map[string]bool, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 {
-			out[unescapeMountPath(f[4])] = true
-		}
-	}
-	return out, nil
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// hashPurpose says what a hash is for.
-type hashPurpose int
-
-const (
-	baseline hashPurpose = iota // what the child started with
-	change                      // what the paths hold after a change settled
-)
-
-func (p hashPurpose) String() string {
-	if p == baseline {
-		return "baseline"
-	}
-	return "change"
-}
-
-// hashJob asks for the contents of the files of a snapshot.
-type hashJob struct {
-	paths   []string
-	purpose hashPurpose
-	before  []stamp         // the snapshot the loop acts on: the files to hash, and what they must still look like
-	busy    map[string]bool // entries that may change meanwhile without making the hash unstable
-	gen     int             // the child it was asked for
-}
-
-// hashResult is a hashJob's answer.
-type hashResult struct {
-	job    hashJob
-	sums   content
-	bad    unreadable
-	stable bool  // no stat of the paths changed while they were hashed
-	err    error // manager lacked resources: try again
-}
-
-// hashNow does a hashJob, beside the supervisor loop: a huge file or a slow
-// read must never delay forwarding, reaping or a timer. The paths are
-// stat'ed again after hashing: if they differ from the snapshot the loop
-// took (when it started the child, or saw the change settle), the content
-// read may be newer than that, or half old, half new. Busy entries do not
-// count: they change all the time, and waiting for them to hold still is
-// what busy means not to do.
-func hashNow(fsys osFS, job hashJob) hashResult {
-	sums, bad, err := contents(fsys, job.before)
-	return hashResult{job: job, sums: sums, bad: bad, err: err, stable: sameFiles(job.before, snapshot(fsys, job.paths), job.busy)}
 }

@@ -5,10 +5,13 @@ package main
 // fake times.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -256,7 +259,8 @@ func TestDebounce(t *testing.T) {
 					ops[0].op(t, dir)
 					ops = ops[1:]
 				}
-				if d.observe(clock.now, snapshot(osFS{}, paths)).settled {
+				snap := snapshot(osFS{}, paths)
+				if d.observe(clock.now, snap, changedStamps(d.last, snap)).settled {
 					settled = append(settled, at)
 				}
 			}
@@ -273,35 +277,117 @@ func TestDebounce(t *testing.T) {
 	}
 }
 
-// mustContents hashes paths, failing the test if that lacks resources.
-func mustContents(t *testing.T, paths []string) content {
+
+
+// TestHugeDirectoryDoesNotStallLoop proves that a watched directory of
+// 50,000 entries delays no forwarded signal (its entries are looked at
+// beside the loop), costs little CPU while it does not change (a bounded
+// number of entries per poll), and still has a file renamed into it and a
+// write in place into one of its entries acted on.
+func TestHugeDirectoryDoesNotStallLoop(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	dir := t.TempDir()
+	const entries = 50000
+	for i := range entries {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("f%05d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	waitNotRacy(t, dir)
+	p := startManager(t, runOpts{}, "-config", dir, "-poll", "100ms", "-debounce", "0s", "-log-level", "debug", "--", helper, "signals")
+	readyPid(t, p)
+	p.stderr.wait(t, `msg="config hashed" purpose=baseline`, time.Minute)
+
+	var lat []time.Duration
+	for i := range 30 {
+		sent := time.Now()
+		p.signal(syscall.SIGUSR1)
+		p.stdout.waitN(t, i+1, "^got SIGUSR1", 10*time.Second)
+		lat = append(lat, time.Since(sent))
+	}
+	slices.Sort(lat)
+	t.Logf("SIGUSR1 forwarded in %v (median), %v (max), watching %d entries at -poll 100ms", lat[len(lat)/2], lat[len(lat)-1], entries)
+	if lat[len(lat)/2] > 20*time.Millisecond {
+		t.Errorf("median forwarding latency %v: the loop waits for the directory", lat[len(lat)/2])
+	}
+
+	before := cpuTicks(t, p.pid())
+	start := time.Now()
+	time.Sleep(3 * time.Second) // the span CPU is measured over, 30 polls; no condition to wait for
+	ticks := cpuTicks(t, p.pid()) - before
+	share := float64(ticks) / 100 / time.Since(start).Seconds()
+	t.Logf("CPU while the directory does not change: %d ticks over %v (%.1f%% of a core)", ticks, time.Since(start).Round(time.Millisecond), 100*share)
+	if share > 0.2 {
+		t.Errorf("manager took %.0f%% of a core watching an unchanged directory", 100*share)
+	}
+
+	tmp := filepath.Join(dir, ".new")
+	writeFile(t, tmp, "renamed in")
+	if err := os.Rename(tmp, filepath.Join(dir, "zz.conf")); err != nil {
+		t.Fatal(err)
+	}
+	p.stderr.wait(t, `msg="config changed" path=`+regexp.QuoteMeta(filepath.Join(dir, "zz.conf"))+`$`, 30*time.Second)
+	writeFile(t, filepath.Join(dir, "f49999"), "written in place")
+	// Its turn comes within entries/entriesPerLook polls.
+	p.stderr.wait(t, `msg="config changed" path=`+regexp.QuoteMeta(filepath.Join(dir, "f49999"))+`$`, time.Minute)
+	p.signal(syscall.SIGTERM)
+	p.wait(30 * time.Second)
+}
+
+// cpuTicks is the CPU time pid has used, user and system, in clock ticks.
+func cpuTicks(t *testing.T, pid int) int {
 	t.Helper()
-	c, _, err := contents(osFS{}, snapshot(osFS{}, paths))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return u + s
 }
 
-func TestChangedPaths(t *testing.T) {
-	a, b := digest{1}, digest{2}
-	tests := []struct {
-		name    string
-		running content
-		now     content
-		changed []string
-		next    content
-	}{
-		{"same bytes", content{"/x": a}, content{"/x": a}, nil, content{"/x": a}},
-		{"new bytes", content{"/x": a}, content{"/x": b}, []string{"/x"}, content{"/x": b}},
-		{"vanished keeps old", content{"/x": a}, content{}, nil, content{"/x": a}},
-		{"appeared", content{}, content{"/x": a}, []string{"/x"}, content{"/x": a}},
-		{"still missing", content{}, content{}, nil, content{}},
+// TestLookIsBounded proves the looks at a large directory: nothing made
+// anew while nothing changes, entriesPerLook entries stat'ed per look, in
+// turn, and the whole directory listed and stat'ed again once it changed.
+func TestLookIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	n := 2*entriesPerLook + 500
+	for i := range n {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("f%05d", i)), "x")
 	}
-	for _, tc := range tests {
-		changed, next := changedPaths([]string{"/x"}, tc.running, tc.now)
-		if !slices.Equal(changed, tc.changed) || fmt.Sprint(next) != fmt.Sprint(tc.next) {
-			t.Errorf("%s: changedPaths = %q, %v; want %q, %v", tc.name, changed, next, tc.changed, tc.next)
-		}
+	waitNotRacy(t, dir)
+	paths := []string{dir}
+	r := pollNow(osFS{}, pollJob{paths: paths})
+	if len(r.snap) != n+1 {
+		t.Fatalf("first look: %d stamps, want %d", len(r.snap), n+1)
+	}
+	look := func() pollResult {
+		t.Helper()
+		next := pollNow(osFS{}, pollJob{paths: paths, prev: r.snap, dirs: r.dirs})
+		r = next
+		return next
+	}
+	if prev := r.snap; look().changed != nil || &r.snap[0] != &prev[0] {
+		t.Errorf("a look at an unchanged directory made a new snapshot (%d changed)", len(r.changed))
+	}
+	// The next look covers entries 1000 to 1999, the one after 2000 to 2499
+	// and, in turn again, 0 to 499.
+	writeFile(t, filepath.Join(dir, "f00010"), "yy")
+	if got := look().changed; got != nil {
+		t.Errorf("a look outside f00010's turn saw %q", got)
+	}
+	if got := look().changed; !slices.Equal(got, []string{filepath.Join(dir, "f00010")}) {
+		t.Errorf("the look at f00010's turn saw %q, want it", got)
+	}
+	writeFile(t, filepath.Join(dir, "f02400"), "yy")
+	writeFile(t, filepath.Join(dir, "new"), "z") // the directory changes: all of it is looked at
+	got := look().changed
+	slices.Sort(got)
+	if want := []string{dir, filepath.Join(dir, "f02400"), filepath.Join(dir, "new")}; !slices.Equal(got, want) {
+		t.Errorf("the look after an entry was added saw %q, want %q", got, want)
 	}
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +33,7 @@ type pipeline struct {
 	pending   bool      // a change settled that is not acted on yet
 	force     bool      // -restart-signal asked for a restart: act even on unchanged content
 	startSnap []stamp   // the watched paths as the child about to be hashed for started with them
+	looks     []dirLook // what the last look at the watched directories left for the next
 	checkPid  int       // the running -check; 0 when none
 	checkEnd  time.Time // the -check is killed then; zero when none runs
 	retry     backoff   // of hashing or checking again, after that lacked resources
@@ -59,18 +63,30 @@ type warnings struct {
 
 // watchFrom starts change detection from snap, the paths as the first
 // child starts with them, and names what the user may not expect.
-func (s *supervisor) watchFrom(snap []stamp) {
-	s.pipe.watch = newDebouncer(s.cfg.debounce, snap)
-	s.warnMissing(snap)
-	s.warnMounts(snap)
+func (s *supervisor) watchFrom(first pollResult) {
+	s.pipe.watch = newDebouncer(s.cfg.debounce, first.snap)
+	s.pipe.looks = first.dirs
+	s.warnMissing(first.snap)
+	s.warnMounts(first.snap)
 }
 
-// onPoll looks at the watched paths and acts once a change has settled.
+// onPoll starts a look at the watched paths, beside the loop: a large
+// directory must never delay forwarding, reaping or a timer. The next poll
+// is armed when its result is in, so that looks never pile up.
 func (s *supervisor) onPoll() {
+	s.look(pollJob{paths: s.cfg.configs, prev: s.pipe.watch.last, dirs: s.pipe.looks})
+}
+
+// onPolled takes a look's result, and acts once a change has settled.
+func (s *supervisor) onPolled(r pollResult) {
+	if s.phase == stopping || s.phase == exited {
+		return
+	}
 	s.pollAt = s.clock.Now().Add(s.cfg.poll)
+	s.pipe.looks = r.dirs
 	w := &s.pipe.watch
 	before := w.last
-	o := w.observe(s.clock.Now(), snapshot(s.fsys, s.cfg.configs))
+	o := w.observe(s.clock.Now(), r.snap, r.changed)
 	for _, p := range vanished(s.cfg.configs, before, w.last) {
 		s.log.Warn("config missing", "path", p)
 	}
@@ -383,4 +399,56 @@ func (s *supervisor) warnMounts(snap []stamp) {
 		s.log.Warn("config is a single-file mount", "path", p,
 			"hint", "an update that replaces the file (a ConfigMap update, an editor's save) never shows through it: mount the directory instead and watch that")
 	}
+}
+
+// isFileMount reports whether path, a file, symlinks followed, is itself a
+// mount point: a bind mount of a single file. A ConfigMap key (a symlink
+// into its volume) or a file in a mounted directory is not one.
+func isFileMount(path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return false
+	}
+	points, err := mountPoints()
+	return err == nil && points[real]
+}
+
+// mountPoints reads the mount points of manager's mount namespace from
+// /proc/self/mountinfo, whose fifth field is one, with space, tab, newline
+// and backslash escaped in octal.
+func mountPoints() (map[string]bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out[unescapeMountPath(f[4])] = true
+		}
+	}
+	return out, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -227,7 +227,7 @@ func TestNoChangeDuringStopDelay(t *testing.T) {
 	pid := h.s.child.pid
 	writeFile(t, conf, "b")
 	h.held = true
-	for len(h.hashes) == 0 {
+	for h.hashCount() == 0 {
 		h.polls(1)
 	}
 	h.signal(syscall.SIGTERM)
