@@ -506,6 +506,9 @@ func (s *supervisor) settle() {
 		s.lookAgainAt(s.clock.Now().Add(recheckEvery))
 		return
 	}
+	// The group is gone: its number is free for an unrelated process to
+	// lead a group of its own, and is never signalled or waited on again.
+	s.child.pgid = 0
 	s.tear.deadline = time.Time{}
 	if s.phase == stopping {
 		s.phase = exited

@@ -173,11 +173,14 @@ func (s *supervisor) onGrace() {
 // leftoverTarget is the kill(2) pid that reaches what the child may leave
 // behind: its process group, or as PID 1 at exit every process there is.
 // kill(-1) from a manager that is not PID 1 would reach the whole machine.
+// It is 0, no target, before the first child started (never kill(0),
+// manager's own group) and once the child's group was seen empty: its
+// number may then belong to an unrelated process's group.
 func (s *supervisor) leftoverTarget() int {
 	if s.pid1 && s.phase == stopping {
 		return -1
 	}
-	return -s.child.pgid // 0 when no child ever started: no target, never kill(0), manager's own group
+	return -s.child.pgid
 }
 
 // leftoversRemain reports whether any leftover exists. Only ESRCH means

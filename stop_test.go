@@ -4,6 +4,7 @@ package main
 // leftovers, the stop delay, processes that cannot be killed.
 
 import (
+	"fmt"
 	"slices"
 	"syscall"
 	"testing"
@@ -234,4 +235,49 @@ func TestNoChangeDuringStopDelay(t *testing.T) {
 	if h.s.phase != draining || h.s.child.pid != pid {
 		t.Errorf("phase %v, pid %d → %d: the change was acted on during the stop delay", h.s.phase, pid, h.s.child.pid)
 	}
+}
+
+// TestReusedGroupNumber proves that once the exited child's group was seen
+// empty, its number is forgotten: a process that then leads a group with
+// that number (pids wrap; a container's count from 1) is neither waited for
+// before the restart nor signalled, with -group, at shutdown, or as PID 1.
+func TestReusedGroupNumber(t *testing.T) {
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart, pid1=%v", pid1), func(t *testing.T) {
+			h := newHarness(t, pid1, "-config=", "-group", "-restart", "on-failure", "/bin/true")
+			old := h.s.child.pid
+			h.k.exit(old, exitedWith(1))
+			h.reap()
+			h.wantKills()  // its group is empty: nothing to stop
+			h.k.spawn(old) // an unrelated process, in a group numbered as the old one
+			h.signal(syscall.SIGUSR1)
+			h.wantKills() // -group: not forwarded, there is no child
+			h.advance(time.Second)
+			h.wantRunning()
+			if h.starts() != 2 {
+				t.Fatalf("starts = %d after the 1s backoff, want 2: the restart waited on a reused group number; log:\n%s", h.starts(), h.logs.String())
+			}
+			h.signal(syscall.SIGUSR1)
+			h.wantKills(sent{-h.s.child.pid, syscall.SIGUSR1})
+		})
+	}
+	t.Run("shutdown during the backoff, not PID 1", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-grace", "1s", "-restart", "on-failure", "/bin/true")
+		old := h.s.child.pid
+		h.k.exit(old, exitedWith(3))
+		h.reap()
+		h.k.spawn(old)
+		h.signal(syscall.SIGTERM)
+		h.wantDone(3)
+		h.wantKills()
+	})
+	t.Run("the daemon warning names the child that exited", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "/bin/true")
+		pid := h.s.child.pid
+		h.k.spawn(9999) // a daemon: in a session and group of its own
+		h.k.exit(pid, exitedWith(0))
+		h.reap()
+		h.wantDone(0)
+		h.wantLog("child exited 0 at once", fmt.Sprintf("pid=%d ", pid))
+	})
 }
