@@ -1,8 +1,9 @@
 package main
 
 // Integration tests of what manager waits for and signals once its child
-// is gone: a process group number that an unrelated process took again.
-// They run manager in a PID namespace with its own /proc, as a container
+// is gone: processes that entered its PID namespace from outside (docker
+// exec), and a process group number that an unrelated process took again.
+// Both run manager in a PID namespace with its own /proc, as a container
 // runtime does.
 
 import (
@@ -16,6 +17,59 @@ import (
 	"testing"
 	"time"
 )
+
+// TestExecdShellDoesNotHoldStop proves that manager, PID 1 of a container,
+// stops at once while a shell that entered the container from outside
+// (docker exec, kubectl exec; here nsenter) ignores SIGTERM: the shell
+// gets the stop signal but is not waited for, PID 1's exit ends it. A
+// leftover of the program's own that ignores SIGTERM is still waited for,
+// the whole grace period, and the log names it by pid and command name.
+func TestExecdShellDoesNotHoldStop(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	t.Run("a shell entered from outside", func(t *testing.T) {
+		t.Parallel()
+		p, _ := startInNamespace(t, true, "-config=", "-grace", "30s", "--", helper, "signals")
+		readyPid(t, p)
+		shell, job := enterShell(t, p.pid(), helper)
+		sent := time.Now()
+		p.signal(syscall.SIGTERM)
+		code := p.wait(20 * time.Second)
+		if took := time.Since(sent); took > 10*time.Second {
+			t.Errorf("manager exited %v after SIGTERM, with -grace 30s: it waited for the exec'd shell", took.Round(time.Millisecond))
+		}
+		if code != 0 {
+			t.Errorf("exit code %d, want the child's 0", code)
+		}
+		p.stderr.wait(t, fmt.Sprintf(`msg="stopping leftover processes" pid=-1 signal=SIGTERM outside="bash\[%d\] helper\[%d\]"$`, shell, job), time.Second)
+	})
+	t.Run("the program's own leftover beside it", func(t *testing.T) {
+		t.Parallel()
+		p, _ := startInNamespace(t, true, "-config=", "-grace", "2s", "--",
+			"/bin/sh", "-c", `"$0" ignore-term & exec "$0" signals`, helper)
+		readies := p.stdout.waitN(t, 2, `^ready pid=\d+$`, 10*time.Second)
+		child := p.childPid(1)
+		left := 0
+		for _, r := range readies {
+			if pid, _ := strconv.Atoi(strings.TrimPrefix(r, "ready pid=")); pid != child {
+				left = pid
+			}
+		}
+		shell, job := enterShell(t, p.pid(), helper)
+		sent := time.Now()
+		p.signal(syscall.SIGTERM)
+		code := p.wait(20 * time.Second)
+		if took := time.Since(sent); took < 2*time.Second {
+			t.Errorf("manager exited %v after SIGTERM, before the 2s grace ended: the program's leftover was not waited for", took.Round(time.Millisecond))
+		}
+		if code != 0 {
+			t.Errorf("exit code %d, want the child's 0", code)
+		}
+		p.stderr.wait(t, fmt.Sprintf(`level=INFO msg="stopping leftover processes" pid=-1 signal=SIGTERM leftovers=helper\[%d\] outside="bash\[%d\] helper\[%d\]"$`,
+			left, shell, job), time.Second)
+		p.stderr.wait(t, fmt.Sprintf(`level=WARN msg="grace period over; killing" pid=-1 grace=2s leftovers=helper\[%d\]$`, left), time.Second)
+	})
+}
 
 // TestReusedGroupNumberLeftAlone proves that once the exited child's
 // process group is gone, manager forgets its number: an unrelated process
@@ -119,6 +173,17 @@ func enterNamespace(t *testing.T, pid int, args ...string) *watchedCmd {
 		}
 	})
 	return c
+}
+
+// enterShell enters pid's namespaces with a shell that ignores SIGTERM, as
+// an interactive bash does, running a job that ignores it too, and returns
+// both their pids inside the namespace.
+func enterShell(t *testing.T, pid int, helper string) (shell, job int) {
+	t.Helper()
+	c := enterNamespace(t, pid, "/bin/bash", "-c", `echo "shell pid=$$"; trap "" TERM; "$0" ignore-term; :`, helper)
+	shell, _ = strconv.Atoi(c.stdout.wait(t, `^shell pid=(\d+)$`, 10*time.Second)[1])
+	job, _ = strconv.Atoi(c.stdout.wait(t, `^ready pid=(\d+)$`, 10*time.Second)[1])
+	return shell, job
 }
 
 // squatGroup makes manager's child crash (SIGKILL) and, during the
