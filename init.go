@@ -42,6 +42,9 @@ type kernel interface {
 	// reap hands every changed child to handle, and reports whether
 	// children remain.
 	reap(handle func(pid int, status syscall.WaitStatus)) (remain bool)
+	// procs lists the processes of manager's PID namespace, and reports
+	// whether it could.
+	procs() ([]procInfo, bool)
 }
 
 // osKernel is the real kernel.
@@ -50,6 +53,7 @@ type osKernel struct{}
 func (osKernel) start(spec procSpec) (int, error)          { return launch(spec) }
 func (osKernel) kill(pid int, sig syscall.Signal) error    { return syscall.Kill(pid, sig) }
 func (osKernel) reap(h func(int, syscall.WaitStatus)) bool { return reapAll(h) }
+func (osKernel) procs() ([]procInfo, bool)                 { return readProcs() }
 
 // phase is where the supervisor is in the child's life. Each phase says
 // what may happen next; the fields below say only what is needed to do it.
@@ -519,6 +523,9 @@ func (s *supervisor) settle() {
 		s.lookAgainAt(s.clock.Now().Add(recheckEvery))
 		return
 	}
+	// The group is gone: its number is free for an unrelated process to
+	// lead a group of its own, and is never signalled or waited on again.
+	s.child.pgid = 0
 	s.tear.deadline = time.Time{}
 	if s.phase == stopping {
 		s.phase = exited

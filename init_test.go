@@ -71,7 +71,10 @@ type fakeKernel struct {
 	queued   []reaped    // exited, not yet reaped
 	kills    []sent
 
-	unkillable map[int]bool // processes every signal fails on with EPERM
+	unkillable map[int]bool   // processes every signal fails on with EPERM
+	ppid       map[int]int    // parents of live processes; a parent gone is PID 1, manager
+	names      map[int]string // command names of live processes
+	noProc     bool           // procs cannot list: /proc is not the namespace's own
 }
 
 type reaped struct {
@@ -84,7 +87,9 @@ type sent struct {
 	sig syscall.Signal
 }
 
-func newFakeKernel() *fakeKernel { return &fakeKernel{nextPid: 100, pgid: map[int]int{}} }
+func newFakeKernel() *fakeKernel {
+	return &fakeKernel{nextPid: 100, pgid: map[int]int{}, ppid: map[int]int{}, names: map[int]string{}}
+}
 
 func (k *fakeKernel) start(spec procSpec) (int, error) {
 	if k.startErr != nil {
@@ -92,6 +97,8 @@ func (k *fakeKernel) start(spec procSpec) (int, error) {
 	}
 	k.nextPid++
 	k.pgid[k.nextPid] = k.nextPid
+	k.ppid[k.nextPid] = 1
+	k.names[k.nextPid] = filepath.Base(spec.path)
 	k.started = append(k.started, spec)
 	return k.nextPid, nil
 }
@@ -123,10 +130,40 @@ func (k *fakeKernel) reap(h func(int, syscall.WaitStatus)) bool {
 	return len(k.pgid) > 0
 }
 
-// spawn adds a process in group pgid, as a child's own child would be.
+// procs lists the live processes, as /proc of manager's namespace would
+// (manager being PID 1): a process whose parent is gone is re-parented to 1.
+func (k *fakeKernel) procs() ([]procInfo, bool) {
+	if k.noProc {
+		return nil, false
+	}
+	var ps []procInfo
+	for pid, g := range k.pgid {
+		ppid := k.ppid[pid]
+		if _, ok := k.pgid[ppid]; !ok && ppid > 1 {
+			ppid = 1
+		}
+		ps = append(ps, procInfo{pid: pid, ppid: ppid, pgid: g, name: k.names[pid]})
+	}
+	return ps, true
+}
+
+// spawn adds a process in group pgid, as a child's own child would be: its
+// parent is the group's leader.
 func (k *fakeKernel) spawn(pgid int) int {
 	k.nextPid++
 	k.pgid[k.nextPid] = pgid
+	k.ppid[k.nextPid] = pgid
+	k.names[k.nextPid] = "spawned"
+	return k.nextPid
+}
+
+// enter adds a process that entered manager's namespace from outside
+// (docker exec): its parent, outside, shows as 0. It leads a group.
+func (k *fakeKernel) enter(name string) int {
+	k.nextPid++
+	k.pgid[k.nextPid] = k.nextPid
+	k.ppid[k.nextPid] = 0
+	k.names[k.nextPid] = name
 	return k.nextPid
 }
 

@@ -277,8 +277,6 @@ func TestDebounce(t *testing.T) {
 	}
 }
 
-
-
 // TestHugeDirectoryDoesNotStallLoop proves that a watched directory of
 // 50,000 entries delays no forwarded signal (its entries are looked at
 // beside the loop), costs little CPU while it does not change (a bounded

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -158,20 +161,22 @@ func (s *supervisor) armGrace() {
 
 // onGrace handles the end of the grace period: everything still there is
 // killed, and manager waits a little longer for the kills to be reaped;
-// after that, it gives up on what remains.
+// after that, it gives up on what remains. Both lines name what was waited
+// for, where manager can list it, so that a slow stop explains itself.
 func (s *supervisor) onGrace() {
+	target := s.leftoverTarget()
 	if s.tear.stage == killed {
-		s.log.Warn("processes remain after SIGKILL; not waiting for them", "pid", s.leftoverTarget())
+		s.log.Warn("processes remain after SIGKILL; not waiting for them", append([]any{"pid", target}, s.nameLeftovers(target, false)...)...)
 		s.tear.stage = gaveUp
 		s.settle()
 		return
 	}
-	s.log.Warn("grace period over; killing", "pid", s.leftoverTarget(), "grace", s.cfg.grace)
+	s.log.Warn("grace period over; killing", append([]any{"pid", target, "grace", s.cfg.grace}, s.nameLeftovers(target, false)...)...)
 	s.tear = teardown{stage: killed, deadline: s.clock.Now().Add(killWait)}
 	if s.child.pid != 0 {
 		s.signal(s.child.pid, syscall.SIGKILL) // it may have left its group
 	}
-	if target := s.leftoverTarget(); target != 0 {
+	if target != 0 {
 		s.signal(target, syscall.SIGKILL)
 	}
 }
@@ -179,33 +184,223 @@ func (s *supervisor) onGrace() {
 // leftoverTarget is the kill(2) pid that reaches what the child may leave
 // behind: its process group, or as PID 1 at exit every process there is.
 // kill(-1) from a manager that is not PID 1 would reach the whole machine.
+// It is 0, no target, before the first child started (never kill(0),
+// manager's own group) and once the child's group was seen empty: its
+// number may then belong to an unrelated process's group.
 func (s *supervisor) leftoverTarget() int {
 	if s.pid1 && s.phase == stopping {
 		return -1
 	}
-	return -s.child.pgid // 0 when no child ever started: no target, never kill(0), manager's own group
+	return -s.child.pgid
 }
 
-// leftoversRemain reports whether any leftover exists. Only ESRCH means
-// none: EPERM means some exist that manager may not signal (a setuid
-// helper), and they are waited for, up to the grace period and killWait.
+// leftoversRemain reports whether any leftover is to be waited for. Only
+// ESRCH means none: EPERM means some exist that manager may not signal (a
+// setuid helper), and they are waited for, up to the grace period and
+// killWait. As PID 1 at exit, processes that entered the namespace from
+// outside are not waited for (see splitOutsiders).
 func (s *supervisor) leftoversRemain() bool {
+	_, remain := s.lookAtLeftovers()
+	return remain
+}
+
+// lookAtLeftovers reports whether the leftover target reaches any process,
+// and whether any of them is to be waited for. The two differ only as PID
+// 1 at exit, where /proc tells the program's processes from those that
+// entered from outside. Where it cannot (/proc is not the namespace's own),
+// every process is waited for, as kill(-1, 0) finds them.
+func (s *supervisor) lookAtLeftovers() (exist, remain bool) {
 	target := s.leftoverTarget()
-	return target != 0 && s.tear.stage != gaveUp && s.sys.kill(target, 0) != syscall.ESRCH
+	if target == 0 || s.tear.stage == gaveUp {
+		return false, false
+	}
+	if target == -1 {
+		if own, outside, ok := s.census(target); ok {
+			return len(own)+len(outside) > 0, len(own) > 0
+		}
+	}
+	exist = s.sys.kill(target, 0) != syscall.ESRCH
+	return exist, exist
 }
 
 // signalLeftovers sends sig to the leftovers, unless they were already sent
-// SIGKILL, and reports whether any exist.
+// SIGKILL, and reports whether any is to be waited for. Processes that
+// entered from outside get sig too, but are not waited for: PID 1's exit
+// ends them.
 func (s *supervisor) signalLeftovers(sig syscall.Signal) bool {
-	if !s.leftoversRemain() {
+	exist, remain := s.lookAtLeftovers()
+	if !exist {
 		return false
 	}
 	if s.tear.stage != killed {
 		target := s.leftoverTarget()
-		s.log.Info("stopping leftover processes", "pid", target, "signal", signalName(sig))
+		attrs := append([]any{"pid", target, "signal", signalName(sig)}, s.nameLeftovers(target, true)...)
+		s.log.Info("stopping leftover processes", attrs...)
 		s.stop(target, sig)
 	}
-	return true
+	return remain
+}
+
+// census lists the processes target reaches, as PID 1 only: the
+// program's own, which are waited for, and those that entered from
+// outside, which are not. Every member of the child's group is the
+// program's: a process that entered from outside is in a session of its
+// own, and setpgid(2) joins groups of the same session only. ok is false
+// where manager does not list processes: not PID 1, where /proc may be a
+// whole machine's and a stop looks again every recheckEvery, or where
+// /proc is not the namespace's own (kill(2) then decides alone).
+func (s *supervisor) census(target int) (own, outside []procInfo, ok bool) {
+	if !s.pid1 || target == 0 {
+		return nil, nil, false
+	}
+	ps, ok := s.sys.procs()
+	if !ok {
+		return nil, nil, false
+	}
+	if target != -1 {
+		return slices.DeleteFunc(ps, func(p procInfo) bool { return p.pgid != -target }), nil, true
+	}
+	own, outside = splitOutsiders(ps)
+	return own, outside, true
+}
+
+// nameLeftovers returns log attributes naming the processes target reaches
+// that are waited for (leftovers=) and, with outsiders, those that entered
+// from outside (outside=); none where manager does not list processes.
+func (s *supervisor) nameLeftovers(target int, outsiders bool) []any {
+	own, outside, _ := s.census(target)
+	var attrs []any
+	if len(own) > 0 {
+		attrs = append(attrs, "leftovers", nameProcs(own))
+	}
+	if outsiders && len(outside) > 0 {
+		attrs = append(attrs, "outside", nameProcs(outside))
+	}
+	return attrs
+}
+
+// procInfo is a process of manager's PID namespace, as /proc shows it.
+type procInfo struct {
+	pid, ppid, pgid int
+	name            string // its command name (comm): the executable's file name, cut to 15 bytes, unless it renamed itself
+}
+
+// maxNamed bounds the processes a log line names; the rest are counted.
+const maxNamed = 10
+
+// nameProcs names processes in a log attribute, as "name[pid]" in pid
+// order, the first maxNamed of them, then how many more there are.
+func nameProcs(ps []procInfo) string {
+	ps = slices.SortedFunc(slices.Values(ps), func(a, b procInfo) int { return a.pid - b.pid })
+	var b strings.Builder
+	for i, p := range ps[:min(len(ps), maxNamed)] {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(p.name + "[" + strconv.Itoa(p.pid) + "]")
+	}
+	if len(ps) > maxNamed {
+		b.WriteString(" and " + strconv.Itoa(len(ps)-maxNamed) + " more")
+	}
+	return b.String()
+}
+
+// splitOutsiders splits the processes of manager's PID namespace, manager
+// being PID 1, into the program's own and those that entered from outside.
+// A process whose parents lead to PID 1 is the program's: a descendant of
+// the child, or an orphan re-parented to manager. One whose parents lead
+// to parent 0 without passing PID 1 was put there by setns(2) (docker
+// exec, kubectl exec, nsenter): its parent is outside the namespace. It is
+// no part of the program, and the kernel ends it when PID 1 exits; waiting
+// for it, an interactive shell that ignores SIGTERM, would hold every stop
+// for the whole grace period. A process whose parent is missing (it has
+// just exited) goes to PID 1, and so does one the walk cannot place.
+func splitOutsiders(ps []procInfo) (own, outside []procInfo) {
+	parent := make(map[int]int, len(ps))
+	for _, p := range ps {
+		parent[p.pid] = p.ppid
+	}
+	for _, p := range ps {
+		if p.pid == 1 {
+			continue
+		}
+		up := p.ppid
+		for steps := 0; up > 1 && steps < len(ps); steps++ { // bounded: a pid reused during the listing may close a loop
+			next, ok := parent[up]
+			if !ok {
+				up = 1
+				break
+			}
+			up = next
+		}
+		if up == 0 {
+			outside = append(outside, p)
+		} else {
+			own = append(own, p)
+		}
+	}
+	return own, outside
+}
+
+// readProcs lists the processes of manager's PID namespace, and reports
+// whether it could. The /proc mounted must be the namespace's own, where
+// /proc/self names manager by its own pid (as /proc/self/stat would): a
+// /proc of another namespace (the host's, when the PID namespace was made
+// without mounting one, as by unshare --pid alone) lists other processes.
+func readProcs() ([]procInfo, bool) {
+	if self, err := os.Readlink("/proc/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
+		return nil, false
+	}
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil, false
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, false
+	}
+	var ps []procInfo
+	var buf [256]byte // "pid (comm) state ppid pgrp" fits: comm is at most 64 bytes
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil {
+			continue
+		}
+		fd, err := syscall.Open("/proc/"+name+"/stat", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			continue // gone since the directory was read
+		}
+		n, err := syscall.Read(fd, buf[:])
+		syscall.Close(fd)
+		if err != nil {
+			continue
+		}
+		if p, ok := parseStat(pid, buf[:max(n, 0)]); ok {
+			ps = append(ps, p)
+		}
+	}
+	return ps, true
+}
+
+// parseStat reads a process's parent, group and name from the start of
+// /proc/PID/stat: "pid (comm) state ppid pgrp ...". The name may hold
+// spaces and parentheses itself, so it ends at the last ")".
+func parseStat(pid int, b []byte) (procInfo, bool) {
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return procInfo{}, false
+	}
+	f := strings.Fields(string(b[end+1:]))
+	if len(f) < 3 {
+		return procInfo{}, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	pgid, err2 := strconv.Atoi(f[2])
+	if err != nil || err2 != nil {
+		return procInfo{}, false
+	}
+	return procInfo{pid: pid, ppid: ppid, pgid: pgid, name: string(b[open+1 : end])}, true
 }
 
 // onChildStopped handles the child being stopped. At a terminal (a shell's

@@ -6,6 +6,8 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -292,4 +294,194 @@ func TestFaultSignalsAreDropped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOutsidersNotWaited proves that, as PID 1 at exit, processes that
+// entered the namespace from outside (docker exec: their parent shows as 0)
+// get the stop signal but are not waited for, while the program's own
+// leftovers keep their grace period, and that every line of the wait names
+// those waited for.
+func TestOutsidersNotWaited(t *testing.T) {
+	t.Run("an exec'd shell and its child hold no stop", func(t *testing.T) {
+		h := newHarness(t, true, "-config=", "-grace", "30s", "/bin/true")
+		pid := h.s.child.pid
+		shell := h.k.enter("bash")
+		job := h.k.spawn(shell) // the shell's own child, in the shell's group
+		h.signal(syscall.SIGTERM)
+		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT})
+		h.k.exit(pid, exitedWith(0))
+		h.reap()
+		h.wantKills(sent{-1, syscall.SIGTERM}, sent{-1, syscall.SIGCONT})
+		h.wantDone(0)
+		h.wantLog(`msg="stopping leftover processes" pid=-1 signal=SIGTERM`, fmt.Sprintf(`outside="bash[%d] spawned[%d]"`, shell, job))
+		if strings.Contains(h.logs.String(), "leftovers=") {
+			t.Errorf("processes named as waited for, none of them the program's:\n%s", h.logs.String())
+		}
+	})
+	t.Run("the program's own leftover is waited for and named", func(t *testing.T) {
+		h := newHarness(t, true, "-config=", "-grace", "30s", "/bin/true")
+		pid := h.s.child.pid
+		left := h.k.spawn(pid) // re-parented to manager once the child exits
+		shell := h.k.enter("bash")
+		h.k.exit(pid, exitedWith(0))
+		h.reap()
+		h.wantKills(sent{-1, syscall.SIGTERM}, sent{-1, syscall.SIGCONT})
+		h.wantLog(`msg="stopping leftover processes" pid=-1 signal=SIGTERM`,
+			fmt.Sprintf(`leftovers=spawned[%d] outside=bash[%d]`, left, shell))
+		h.advance(30*time.Second - time.Millisecond)
+		if h.s.phase == exited {
+			t.Fatalf("exited before the grace period ended, a leftover of the program alive; log:\n%s", h.logs.String())
+		}
+		h.advance(time.Millisecond)
+		h.wantKills(sent{-1, syscall.SIGKILL})
+		h.wantLog(`level=WARN msg="grace period over; killing" pid=-1 grace=30s`, fmt.Sprintf("leftovers=spawned[%d]", left))
+		if got := h.logs.String(); strings.Contains(got[strings.Index(got, "grace period over"):], "bash") {
+			t.Errorf("the exec'd shell is named as waited for at the grace period's end:\n%s", got)
+		}
+		h.k.exit(left, signaled(syscall.SIGKILL))
+		h.reap()
+		h.wantDone(0) // the shell lives on until PID 1 exits
+	})
+	t.Run("the child alive at the grace period's end is named", func(t *testing.T) {
+		h := newHarness(t, true, "-config=", "-grace", "1s", "/bin/true")
+		pid := h.s.child.pid
+		h.signal(syscall.SIGTERM)
+		h.advance(time.Second)
+		h.wantLog("grace period over; killing", fmt.Sprintf("leftovers=true[%d]", pid))
+		h.advance(killWait)
+		h.wantLog("processes remain after SIGKILL", fmt.Sprintf("leftovers=true[%d]", pid))
+	})
+	t.Run("without the namespace's /proc, every process is waited for", func(t *testing.T) {
+		h := newHarness(t, true, "-config=", "-grace", "30s", "/bin/true")
+		h.k.noProc = true
+		h.k.enter("bash")
+		h.k.exit(h.s.child.pid, exitedWith(0))
+		h.reap()
+		h.wantKills(sent{-1, syscall.SIGTERM}, sent{-1, syscall.SIGCONT})
+		h.advance(30 * time.Second)
+		h.wantKills(sent{-1, syscall.SIGKILL})
+		h.advance(killWait)
+		h.wantDone(0)
+		if strings.Contains(h.logs.String(), "leftovers=") {
+			t.Errorf("processes named without a listing:\n%s", h.logs.String())
+		}
+	})
+	t.Run("a log line names ten, then counts", func(t *testing.T) {
+		h := newHarness(t, true, "-config=", "/bin/true")
+		pid := h.s.child.pid
+		var left []string
+		for range 12 {
+			left = append(left, fmt.Sprintf("spawned[%d]", h.k.spawn(pid)))
+		}
+		h.k.exit(pid, exitedWith(0))
+		h.reap()
+		h.wantLog(fmt.Sprintf(`leftovers="%s and 2 more"`, strings.Join(left[:10], " ")))
+	})
+	t.Run("during a restart, the child's group is named", func(t *testing.T) {
+		h := newHarness(t, true, "-config=", "-restart", "always", "/bin/true")
+		pid := h.s.child.pid
+		left := h.k.spawn(pid)
+		h.k.spawn(1) // another orphan, in no group of the child's
+		h.k.exit(pid, exitedWith(1))
+		h.reap()
+		h.wantLog(fmt.Sprintf(`msg="stopping leftover processes" pid=-%d signal=SIGTERM leftovers=spawned[%d]`, pid, left))
+	})
+}
+
+func TestSplitOutsiders(t *testing.T) {
+	tests := []struct {
+		name      string
+		ps        [][2]int // pid, ppid
+		own, outs []int
+	}{
+		{"the program's descendants", [][2]int{{1, 0}, {2, 1}, {3, 2}, {4, 3}}, []int{2, 3, 4}, nil},
+		{"an exec'd shell and its job", [][2]int{{1, 0}, {2, 1}, {7, 0}, {8, 7}, {9, 8}}, []int{2}, []int{7, 8, 9}},
+		{"an orphan re-parented to PID 1", [][2]int{{1, 0}, {5, 1}}, []int{5}, nil},
+		{"a parent gone during the listing", [][2]int{{1, 0}, {5, 99}}, []int{5}, nil},
+		{"a loop of reused pids", [][2]int{{1, 0}, {5, 6}, {6, 5}}, []int{5, 6}, nil},
+	}
+	pids := func(ps []procInfo) []int {
+		var out []int
+		for _, p := range ps {
+			out = append(out, p.pid)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ps []procInfo
+			for _, p := range tc.ps {
+				ps = append(ps, procInfo{pid: p[0], ppid: p[1]})
+			}
+			own, outs := splitOutsiders(ps)
+			if !slices.Equal(pids(own), tc.own) || !slices.Equal(pids(outs), tc.outs) {
+				t.Errorf("splitOutsiders(%v) = %v, %v; want %v, %v", tc.ps, pids(own), pids(outs), tc.own, tc.outs)
+			}
+		})
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		stat string
+		want procInfo
+		ok   bool
+	}{
+		{"12 (bash) S 0 12 12 34816 12 4194560 1092", procInfo{12, 0, 12, "bash"}, true},
+		{"13 (a) b (c) R 1 7 7 0 -1", procInfo{13, 1, 7, "a) b (c"}, true},
+		{"14 (sleep) S 2", procInfo{}, false},
+		{"15 sleep S 2 3", procInfo{}, false},
+	}
+	for _, tc := range tests {
+		pid, _ := strconv.Atoi(strings.Fields(tc.stat)[0])
+		if got, ok := parseStat(pid, []byte(tc.stat)); got != tc.want || ok != tc.ok {
+			t.Errorf("parseStat(%q) = %+v, %v; want %+v, %v", tc.stat, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestReusedGroupNumber proves that once the exited child's group was seen
+// empty, its number is forgotten: a process that then leads a group with
+// that number (pids wrap; a container's count from 1) is neither waited for
+// before the restart nor signalled, with -group, at shutdown, or as PID 1.
+func TestReusedGroupNumber(t *testing.T) {
+	for _, pid1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart, pid1=%v", pid1), func(t *testing.T) {
+			h := newHarness(t, pid1, "-config=", "-group", "-restart", "on-failure", "/bin/true")
+			old := h.s.child.pid
+			h.k.exit(old, exitedWith(1))
+			h.reap()
+			h.wantKills()  // its group is empty: nothing to stop
+			h.k.spawn(old) // an unrelated process, in a group numbered as the old one
+			h.signal(syscall.SIGUSR1)
+			h.wantKills() // -group: not forwarded, there is no child
+			h.advance(time.Second)
+			h.wantRunning()
+			if h.starts() != 2 {
+				t.Fatalf("starts = %d after the 1s backoff, want 2: the restart waited on a reused group number; log:\n%s", h.starts(), h.logs.String())
+			}
+			h.signal(syscall.SIGUSR1)
+			h.wantKills(sent{-h.s.child.pid, syscall.SIGUSR1})
+		})
+	}
+	t.Run("shutdown during the backoff, not PID 1", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "-grace", "1s", "-restart", "on-failure", "/bin/true")
+		old := h.s.child.pid
+		h.k.exit(old, exitedWith(3))
+		h.reap()
+		h.k.spawn(old)
+		h.signal(syscall.SIGTERM)
+		h.wantDone(3)
+		h.wantKills()
+	})
+	t.Run("the daemon warning names the child that exited", func(t *testing.T) {
+		h := newHarness(t, false, "-config=", "/bin/true")
+		pid := h.s.child.pid
+		h.k.spawn(9999) // a daemon: in a session and group of its own
+		h.k.exit(pid, exitedWith(0))
+		h.reap()
+		h.wantDone(0)
+		h.wantLog("child exited 0 at once", fmt.Sprintf("pid=%d ", pid))
+	})
 }
