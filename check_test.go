@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -127,4 +129,63 @@ func TestSpecialFilesNotOpened(t *testing.T) {
 func wchan(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
 	return string(b)
+}
+
+// TestCheckOutputLongLine proves that a check printing one line longer
+// than any buffer (a minified configuration, 300 KB) is read to its end:
+// it passes, the change is applied, and the line is logged cut, with its
+// length.
+func TestCheckOutputLongLine(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	_, helper := binaries(t)
+	p, _, conf := watchedApp(t, "", "-check", helper+" long-line 300000")
+	wantStarts(t, p, "v1")
+	writeFile(t, conf, "v2")
+	wantStarts(t, p, "v1", "v2")
+	p.stderr.wait(t, `^time=\S+ level=INFO msg="check output" line=`+strings.Repeat("x", relayLineMax)+` length=300000$`, time.Second)
+	if got := p.stderr.matching(`msg="check failed`); len(got) > 0 {
+		t.Errorf("the check failed: %q", got)
+	}
+	stop(t, p)
+}
+
+// TestCheckFailureSaysWhy proves that a failed check's warning carries the
+// last lines of its output, so that the reason is seen at -log-level warn
+// too, and that blank lines of the output are not logged.
+func TestCheckFailureSaysWhy(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	check := helper + " say-lines 7 1"
+	t.Run("at warn, the last five lines", func(t *testing.T) {
+		t.Parallel()
+		p, _, conf := watchedApp(t, "", "-check", check, "-log-level", "warn")
+		wantStarts(t, p, "v1")
+		writeFile(t, conf, "v2")
+		p.stderr.wait(t, `^time=\S+ level=WARN msg="check failed; keeping the running child" command="`+regexp.QuoteMeta(check)+
+			`" code=1 output="reason 3\\nreason 4\\nreason 5\\nreason 6\\nreason 7"$`, 10*time.Second)
+		if got := p.stderr.matching(`level=INFO`); len(got) > 0 {
+			t.Errorf("INFO lines at -log-level warn: %q", got)
+		}
+		stop(t, p)
+	})
+	t.Run("at info, no blank lines", func(t *testing.T) {
+		t.Parallel()
+		p, _, conf := watchedApp(t, "", "-check", check)
+		wantStarts(t, p, "v1")
+		writeFile(t, conf, "v2")
+		p.stderr.wait(t, `msg="check failed; keeping the running child"`, 10*time.Second)
+		var said []string
+		for _, l := range p.stderr.matching(`msg="check output"`) {
+			said = append(said, l[strings.Index(l, "line="):])
+		}
+		var want []string
+		for i := 1; i <= 7; i++ {
+			want = append(want, fmt.Sprintf(`line="reason %d"`, i))
+		}
+		if strings.Join(said, " ") != strings.Join(want, " ") {
+			t.Errorf("check output logged as %q, want %q", said, want)
+		}
+		stop(t, p)
+	})
 }

@@ -158,6 +158,18 @@ func runHelper(args []string) int {
 			return 1
 		}
 		return 0
+	case "long-line": // long-line N: one line of N bytes on standard output, then exit 0
+		n, _ := strconv.Atoi(arg(0))
+		os.Stdout.Write([]byte(strings.Repeat("x", n) + "\n"))
+		return 0
+	case "say-lines": // say-lines N CODE: "reason 1" to "reason N", each after a blank line and one of spaces, then exit CODE
+		n, _ := strconv.Atoi(arg(0))
+		code, _ := strconv.Atoi(arg(1))
+		for i := 1; i <= n; i++ {
+			out := []*os.File{os.Stdout, os.Stderr}[i%2]
+			fmt.Fprintf(out, "\n   \nreason %d\n", i)
+		}
+		return code
 	}
 	fmt.Fprintf(os.Stderr, "helper: unknown helper %q\n", name)
 	return 2

@@ -125,6 +125,9 @@ type supervisor struct {
 	fsys  osFS
 	pid1  bool          // manager is PID 1: leftovers are every process in the namespace
 	hash  func(hashJob) // starts hashing; the result comes back through onHashed
+	// relayed hands the end of a check's output to the loop, which takes
+	// it in onCheckOutput; the relay's goroutine calls it.
+	relayed func(outputEnd)
 
 	spec      procSpec // how the child is started
 	checkSpec procSpec // how -check is started
@@ -165,6 +168,7 @@ type events struct {
 	shutdown <-chan os.Signal // TERM and INT
 	forward  <-chan os.Signal // everything else manager forwards
 	hashed   <-chan hashResult
+	relayed  <-chan outputEnd // the end of a check's output
 }
 
 // supervise runs manager: it starts the child and loops over events until
@@ -175,6 +179,8 @@ func supervise(cfg *config, log *logger, sigs *signals) int {
 	s.hash = func(job hashJob) {
 		go func() { hashed <- hashNow(s.fsys, job) }()
 	}
+	relayed := make(chan outputEnd, 1)
+	s.relayed = func(o outputEnd) { relayed <- o }
 	if !s.pid1 {
 		if err := becomeSubreaper(); err != nil {
 			log.Warn("orphans will not be reaped", "error", err)
@@ -186,7 +192,7 @@ func supervise(cfg *config, log *logger, sigs *signals) int {
 		log.Info("signal ignored from the start; it stays ignored, also for the child", "signal", signalName(sig))
 	}
 	s.begin(ownsTerminal())
-	ev := &events{chld: sigs.chld, shutdown: sigs.shutdown, forward: sigs.forward, hashed: hashed}
+	ev := &events{chld: sigs.chld, shutdown: sigs.shutdown, forward: sigs.forward, hashed: hashed, relayed: relayed}
 	for s.phase != exited {
 		s.step(ev)
 	}
@@ -207,6 +213,8 @@ func (s *supervisor) step(ev *events) {
 		s.onSignal(sig.(syscall.Signal))
 	case r := <-ev.hashed:
 		s.onHashed(r)
+	case o := <-ev.relayed:
+		s.onCheckOutput(o)
 	case <-timerC(s.timer):
 		s.timer, s.timerAt = nil, time.Time{}
 		s.onTimer()
@@ -308,7 +316,7 @@ func (s *supervisor) begin(foreground bool) {
 		}
 	}
 	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []int{stdin, -1, -1},
-		relay: s.relayCheckOutput, relayFor: s.cfg.grace + killWait}
+		relay: logCheckOutput(s.log), relayEnd: s.relayed, relayFor: s.cfg.grace + killWait}
 	if len(s.cfg.configs) == 0 {
 		s.pipe.applied = content{} // nothing to compare: a requested restart needs no hash
 		s.startChild(nil)

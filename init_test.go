@@ -72,6 +72,14 @@ type fakeKernel struct {
 	kills    []sent
 
 	unkillable map[int]bool // processes every signal fails on with EPERM
+
+	// A process started with a relay (a check) has its output end when it
+	// exits, unless holdOutput keeps it open (a process it left holds it),
+	// or endOutput ended it before. Its relay's tail is said[pid].
+	specs      map[int]procSpec
+	said       map[int][]string
+	ended      map[int]bool
+	holdOutput bool
 }
 
 type reaped struct {
@@ -84,7 +92,9 @@ type sent struct {
 	sig syscall.Signal
 }
 
-func newFakeKernel() *fakeKernel { return &fakeKernel{nextPid: 100, pgid: map[int]int{}} }
+func newFakeKernel() *fakeKernel {
+	return &fakeKernel{nextPid: 100, pgid: map[int]int{}, specs: map[int]procSpec{}, said: map[int][]string{}, ended: map[int]bool{}}
+}
 
 func (k *fakeKernel) start(spec procSpec) (int, error) {
 	if k.startErr != nil {
@@ -93,6 +103,7 @@ func (k *fakeKernel) start(spec procSpec) (int, error) {
 	k.nextPid++
 	k.pgid[k.nextPid] = k.nextPid
 	k.started = append(k.started, spec)
+	k.specs[k.nextPid] = spec
 	return k.nextPid, nil
 }
 
@@ -130,10 +141,23 @@ func (k *fakeKernel) spawn(pgid int) int {
 	return k.nextPid
 }
 
-// exit ends pid with status ws, to be reaped.
+// exit ends pid with status ws, to be reaped, and its relayed output
+// unless holdOutput.
 func (k *fakeKernel) exit(pid int, ws syscall.WaitStatus) {
 	delete(k.pgid, pid)
 	k.queued = append(k.queued, reaped{pid, ws})
+	if !k.holdOutput {
+		k.endOutput(pid)
+	}
+}
+
+// endOutput ends the relayed output of pid, if it has one not ended yet,
+// as its relay would: the supervisor gets it at the next deliver.
+func (k *fakeKernel) endOutput(pid int) {
+	if spec := k.specs[pid]; spec.relayEnd != nil && !k.ended[pid] {
+		k.ended[pid] = true
+		spec.relayEnd(outputEnd{pid: pid, tail: k.said[pid]})
+	}
 }
 
 // vanish ends pid reaped by some other parent: manager hears nothing.
@@ -154,20 +178,22 @@ func (s sent) String() string { return fmt.Sprintf("kill(%d, %s)", s.pid, signal
 // harness is a supervisor wired to a fake clock and kernel and the real file
 // system, with its log kept for assertions. Every event reaches it through
 // the loop's own dispatch, step: signals and SIGCHLD on its channels, timers
-// as the fake clock fires them, and hashes, computed at once, when the test
-// delivers them.
+// as the fake clock fires them, and hashes, computed at once, and the ends
+// of checks' output when the test delivers them.
 type harness struct {
-	t      *testing.T
-	s      *supervisor
-	clock  *fakeClock
-	k      *fakeKernel
-	logs   bytes.Buffer
-	ev     *events
-	chld   chan os.Signal
-	sigs   chan os.Signal
-	hashed chan hashResult
-	hashes []hashResult // computed, not yet delivered
-	held   bool         // hashes wait for deliver, not delivered after each event
+	t       *testing.T
+	s       *supervisor
+	clock   *fakeClock
+	k       *fakeKernel
+	logs    bytes.Buffer
+	ev      *events
+	chld    chan os.Signal
+	sigs    chan os.Signal
+	hashed  chan hashResult
+	hashes  []hashResult // computed, not yet delivered
+	relayed chan outputEnd
+	outputs []outputEnd // ended, not yet delivered
+	held    bool        // hashes and outputs wait for deliver, not delivered after each event
 }
 
 // newHarness starts a supervisor for the command line args (whose command
@@ -190,12 +216,13 @@ func unstartedHarness(t *testing.T, pid1 bool, args ...string) *harness {
 	if err != nil {
 		t.Fatalf("parseArgs(%q): %v", args, err)
 	}
-	h := &harness{t: t, clock: newFakeClock(), k: newFakeKernel(),
-		chld: make(chan os.Signal, 1), sigs: make(chan os.Signal, 1), hashed: make(chan hashResult, 1)}
-	h.ev = &events{chld: h.chld, shutdown: h.sigs, forward: h.sigs, hashed: h.hashed}
+	h := &harness{t: t, clock: newFakeClock(), k: newFakeKernel(), chld: make(chan os.Signal, 1),
+		sigs: make(chan os.Signal, 1), hashed: make(chan hashResult, 1), relayed: make(chan outputEnd, 1)}
+	h.ev = &events{chld: h.chld, shutdown: h.sigs, forward: h.sigs, hashed: h.hashed, relayed: h.relayed}
 	cfg.logLevel = levelDebug
 	h.s = newSupervisor(cfg, newLogger(&h.logs, cfg), h.clock, h.k, osFS{}, pid1)
 	h.s.hash = func(job hashJob) { h.hashes = append(h.hashes, hashNow(h.s.fsys, job)) }
+	h.s.relayed = func(o outputEnd) { h.outputs = append(h.outputs, o) }
 	return h
 }
 
@@ -226,13 +253,21 @@ func (h *harness) reap() {
 	h.step()
 }
 
-// deliver hands the supervisor the hashes it asked for, as the hasher would.
+// deliver hands the supervisor the hashes it asked for, as the hasher
+// would, and the ends of checks' output, as their relays would.
 func (h *harness) deliver() {
 	h.t.Helper()
-	for len(h.hashes) > 0 && h.s.phase != exited {
-		r := h.hashes[0]
-		h.hashes = h.hashes[1:]
-		h.hashed <- r
+	for h.s.phase != exited {
+		switch {
+		case len(h.hashes) > 0:
+			h.hashed <- h.hashes[0]
+			h.hashes = h.hashes[1:]
+		case len(h.outputs) > 0:
+			h.relayed <- h.outputs[0]
+			h.outputs = h.outputs[1:]
+		default:
+			return
+		}
 		h.s.step(h.ev)
 	}
 }
@@ -302,6 +337,17 @@ func (h *harness) wantLog(parts ...string) {
 		}
 	}
 	h.t.Errorf("no log line with %q in:\n%s", parts, h.logs.String())
+}
+
+// logCount counts the log lines containing each of parts.
+func (h *harness) logCount(parts ...string) int {
+	n := 0
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if containsAll(line, parts) {
+			n++
+		}
+	}
+	return n
 }
 
 func containsAll(s string, parts []string) bool {

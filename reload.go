@@ -30,10 +30,13 @@ type pipeline struct {
 	pending   bool      // a change settled that is not acted on yet
 	force     bool      // -restart-signal asked for a restart: act even on unchanged content
 	startSnap []stamp   // the watched paths as the child about to be hashed for started with them
-	checkPid  int       // the running -check; 0 when none
-	checkEnd  time.Time // the -check is killed then; zero when none runs
 	retry     backoff   // of hashing or checking again, after that lacked resources
 	retryAt   time.Time // no hash or check starts before this
+
+	checkPid    int                 // the running -check; 0 when none
+	checkEnd    time.Time           // the -check is killed then; zero when none runs or it exited
+	checkStatus *syscall.WaitStatus // its exit status; nil until it exited
+	checkOutput *outputEnd          // the end of its output; nil until it ended
 }
 
 // warnings remembers what was said once about the watched paths.
@@ -215,31 +218,79 @@ func (s *supervisor) startCheck(candidate content) {
 		return
 	}
 	p.retry.reset()
+	s.beginCheck(pid, candidate)
+}
+
+// beginCheck makes pid, a -check just started on candidate, the pipeline's
+// step.
+func (s *supervisor) beginCheck(pid int, candidate content) {
+	p := &s.pipe
 	p.step, p.since, p.candidate = checking, s.clock.Now(), candidate
 	p.checkPid, p.checkEnd = pid, s.clock.Now().Add(s.cfg.grace)
+	p.checkStatus, p.checkOutput = nil, nil
 	s.log.Debug("check started", "pid", pid)
 }
 
-// relayCheckOutput is the check's procSpec.relay: each line the check writes
-// becomes a log line; a line too long to log whole says how long it was.
-func (s *supervisor) relayCheckOutput(line string, length int) {
-	if length > len(line) {
-		s.log.Info("check output", "line", line, "length", length)
-		return
+// logCheckOutput is the check's procSpec.relay: each line the check writes
+// becomes a log line as it comes, from the relay's goroutine (the logger
+// is safe for concurrent use), so that a check that takes long shows what
+// it says when it says it, and the loop wakes once per check, not per
+// line. A line too long to log whole says how long it was.
+func logCheckOutput(log *logger) func(line string, length int) {
+	return func(line string, length int) {
+		if length > len(line) {
+			log.Info("check output", "line", line, "length", length)
+			return
+		}
+		log.Info("check output", "line", line)
 	}
-	s.log.Info("check output", "line", line)
 }
 
-// onCheckExit applies the checked change if the check passed.
+// onCheckExit takes the check's exit status. What it left in its process
+// group is killed now, since a check leaves nothing behind, and what it
+// left could hold its output open. The verdict waits for that output.
 func (s *supervisor) onCheckExit(ws syscall.WaitStatus) {
-	candidate := s.pipe.candidate
+	p := &s.pipe
+	s.sys.kill(-p.checkPid, syscall.SIGKILL)
+	p.checkStatus, p.checkEnd = &ws, time.Time{}
+	s.judgeCheck()
+}
+
+// onCheckOutput takes the end of a check's output, from its relay.
+func (s *supervisor) onCheckOutput(o outputEnd) {
+	p := &s.pipe
+	if p.step != checking || o.pid != p.checkPid {
+		return // of a check abandoned since
+	}
+	if o.open {
+		s.log.Warn("check output still open; no longer read (a process the check started outlived it)", "pid", o.pid, "after", s.checkSpec.relayFor)
+	}
+	p.checkOutput = &o
+	s.judgeCheck()
+}
+
+// judgeCheck gives the check's verdict once both its exit status and the
+// end of its output are in, whichever came first: a failure's log line
+// carries the last of the output, so that why the check failed is seen at
+// any log level. A passed check applies its change.
+func (s *supervisor) judgeCheck() {
+	p := &s.pipe
+	if p.checkStatus == nil || p.checkOutput == nil {
+		return
+	}
+	ws, tail, candidate := *p.checkStatus, p.checkOutput.tail, p.candidate
 	s.endCheck()
-	if ws.Exited() && ws.ExitStatus() == 0 {
+	passed := ws.Exited() && ws.ExitStatus() == 0
+	attrs := append([]any{"command", strings.Join(s.cfg.check, " ")}, describeStatus(ws)...)
+	if len(tail) > 0 {
+		attrs = append(attrs, "output", strings.Join(tail, "\n"))
+	}
+	if passed {
 		s.log.Info("check passed")
 		s.apply(candidate)
 	} else {
-		s.log.Warn("check failed; keeping the running child", append([]any{"command", strings.Join(s.cfg.check, " ")}, describeStatus(ws)...)...)
-		s.pipe.force = false
+		s.log.Warn("check failed; keeping the running child", attrs...)
+		p.force = false
 	}
 	s.idle()
 }
@@ -253,14 +304,18 @@ func (s *supervisor) onCheckTimeout() {
 
 // endCheck ends the -check's step: whatever is left in its process group
 // is killed, since a check leaves nothing behind, whether it exited or its
-// verdict no longer matters.
+// verdict no longer matters. The end of its output, if it comes later,
+// finds no check to belong to.
 func (s *supervisor) endCheck() {
 	p := &s.pipe
 	if p.step != checking {
 		return
 	}
-	s.sys.kill(-p.checkPid, syscall.SIGKILL)
+	if p.checkStatus == nil {
+		s.sys.kill(-p.checkPid, syscall.SIGKILL) // at its exit, onCheckExit did
+	}
 	p.step, p.checkPid, p.checkEnd, p.candidate = idle, 0, time.Time{}, nil
+	p.checkStatus, p.checkOutput = nil, nil
 }
 
 // dropChange forgets the change in flight and any pending one: the child

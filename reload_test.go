@@ -115,6 +115,71 @@ func TestCheck(t *testing.T) {
 	})
 }
 
+// TestCheckVerdictWaitsForItsOutput proves that a check's verdict comes
+// once both its exit status and the end of its output are in, whichever
+// comes first, so that a failure's warning carries the last of what the
+// check said.
+func TestCheckVerdictWaitsForItsOutput(t *testing.T) {
+	said := []string{`nginx: [emerg] unknown directive "bad" in /etc/nginx/nginx.conf:1`, "nginx: configuration file /etc/nginx/nginx.conf test failed"}
+	output := `output="nginx: [emerg] unknown directive \"bad\" in /etc/nginx/nginx.conf:1\nnginx: configuration file /etc/nginx/nginx.conf test failed"`
+	// changeChecked changes the config and returns the check that runs for it.
+	changeChecked := func(t *testing.T) (*harness, int) {
+		h, conf := watchHarness(t, "-check", "/bin/sh -n", "-grace", "3s")
+		writeFile(t, conf, "bad")
+		h.polls(10)
+		check := h.s.pipe.checkPid
+		if check == 0 {
+			t.Fatalf("no check started after a change; log:\n%s", h.logs.String())
+		}
+		h.k.said[check] = said
+		return h, check
+	}
+	noVerdict := func(h *harness) {
+		h.t.Helper()
+		if n := h.logCount("check failed"); n != 0 || h.s.pipe.step != checking {
+			h.t.Fatalf("a verdict before both the exit status and the end of the output; log:\n%s", h.logs.String())
+		}
+	}
+	t.Run("status first", func(t *testing.T) {
+		h, check := changeChecked(t)
+		h.k.holdOutput = true
+		h.k.exit(check, exitedWith(1))
+		h.reap()
+		h.wantKills(sent{-check, syscall.SIGKILL}) // what it left, which may hold its output
+		noVerdict(h)
+		h.advance(5 * time.Second) // past -grace: an exited check does not time out
+		noVerdict(h)
+		h.wantKills()
+		h.k.endOutput(check)
+		h.deliver()
+		h.wantLog("level=WARN", "check failed; keeping the running child", "code=1", output)
+		h.wantKills()
+		h.wantRunning()
+	})
+	t.Run("output first", func(t *testing.T) {
+		h, check := changeChecked(t)
+		h.k.endOutput(check)
+		h.deliver()
+		noVerdict(h)
+		h.k.exit(check, exitedWith(1))
+		h.reap()
+		h.wantLog("level=WARN", "check failed; keeping the running child", "code=1", output)
+		h.wantKills(sent{-check, syscall.SIGKILL})
+	})
+	t.Run("passed, output last", func(t *testing.T) {
+		h, check := changeChecked(t)
+		pid := h.s.child.pid
+		h.k.holdOutput = true
+		h.k.exit(check, exitedWith(0))
+		h.reap()
+		h.wantKills(sent{-check, syscall.SIGKILL}) // not the child yet
+		h.k.endOutput(check)
+		h.deliver()
+		h.wantLog("check passed")
+		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT})
+	})
+}
+
 func TestChangeDuringRestart(t *testing.T) {
 	h, conf := watchHarness(t)
 	old := h.s.child.pid
