@@ -143,7 +143,7 @@ func TestCheckOutputLongLine(t *testing.T) {
 	wantStarts(t, p, "v1")
 	writeFile(t, conf, "v2")
 	wantStarts(t, p, "v1", "v2")
-	p.stderr.wait(t, `^time=\S+ level=INFO msg="check output" line=`+strings.Repeat("x", relayLineMax)+` length=300000$`, time.Second)
+	p.stderr.waitN(t, 2, `^time=\S+ level=INFO msg="check output" line=`+strings.Repeat("x", relayLineMax)+` length=300000$`, time.Second)
 	if got := p.stderr.matching(`msg="check failed`); len(got) > 0 {
 		t.Errorf("the check failed: %q", got)
 	}
@@ -180,12 +180,70 @@ func TestCheckFailureSaysWhy(t *testing.T) {
 			said = append(said, l[strings.Index(l, "line="):])
 		}
 		var want []string
-		for i := 1; i <= 7; i++ {
-			want = append(want, fmt.Sprintf(`line="reason %d"`, i))
+		for range 2 { // the first start's check, then the change's
+			for i := 1; i <= 7; i++ {
+				want = append(want, fmt.Sprintf(`line="reason %d"`, i))
+			}
 		}
 		if strings.Join(said, " ") != strings.Join(want, " ") {
 			t.Errorf("check output logged as %q, want %q", said, want)
 		}
 		stop(t, p)
+	})
+}
+
+// TestRefusedConfigNamed proves that a configuration the check refuses is
+// not forgotten: refused before the first start, it is named at WARN (and
+// the program starts with it, as it would without manager); refused as a
+// change, it is named again when manager exits, since the next start will
+// read it, unless the files on disk are again what the child runs with.
+func TestRefusedConfigNamed(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	refusedAtExit := func(conf string) string {
+		return `^time=\S+ level=WARN msg="the configuration on disk was refused by the check; the next start will use it" path=` +
+			regexp.QuoteMeta(conf) + ` for=\d`
+	}
+	t.Run("before the first start", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "app.conf")
+		writeFile(t, conf, "bad")
+		check := helper + " check-config " + conf
+		p := appUnderManager(t, conf, conf, "", "-check", check)
+		wantStarts(t, p, "bad")
+		p.stderr.wait(t, `^time=\S+ level=WARN msg="check failed; starting the child anyway" command="`+regexp.QuoteMeta(check)+
+			`" code=1 output="check-config: `+regexp.QuoteMeta(conf)+` is bad"$`, time.Second)
+		stop(t, p)
+		if got := p.stderr.matching(refusedAtExit(conf)); len(got) > 0 {
+			t.Errorf("the configuration the child runs with named as refused: %q", got)
+		}
+	})
+	// refusedChange runs the app with the check, and has it refuse a change.
+	refusedChange := func(t *testing.T) (*proc, string) {
+		conf := filepath.Join(t.TempDir(), "app.conf")
+		writeFile(t, conf, "v1")
+		p := appUnderManager(t, conf, conf, "", "-check", helper+" check-config "+conf)
+		wantStarts(t, p, "v1")
+		writeFile(t, conf, "bad")
+		p.stderr.wait(t, `level=WARN msg="check failed; keeping the running child"`, 10*time.Second)
+		return p, conf
+	}
+	t.Run("a change, named at exit", func(t *testing.T) {
+		t.Parallel()
+		p, conf := refusedChange(t)
+		stop(t, p)
+		p.stderr.wait(t, refusedAtExit(conf), time.Second)
+	})
+	t.Run("a change undone", func(t *testing.T) {
+		t.Parallel()
+		p, conf := refusedChange(t)
+		writeFile(t, conf, "v1")
+		p.stderr.wait(t, `level=INFO msg="config on disk is again what the child runs with" path=`+regexp.QuoteMeta(conf)+`$`, 10*time.Second)
+		stop(t, p)
+		if got := p.stderr.matching(refusedAtExit(conf)); len(got) > 0 {
+			t.Errorf("named as refused after it was undone: %q", got)
+		}
+		wantStarts(t, p, "v1")
 	})
 }

@@ -151,11 +151,14 @@ func runHelper(args []string) int {
 		code, _ := strconv.Atoi(args[min(1+run, len(args)-1)])
 		fmt.Printf("ready pid=%d run=%d\n", os.Getpid(), run+1)
 		return code
-	case "check-config": // check-config FILE: fail if FILE says "bad"
+	case "check-config": // check-config FILE: fail if FILE says "bad", never end if it says "hang"
 		b, err := os.ReadFile(arg(0))
 		if err != nil || strings.Contains(string(b), "bad") {
 			fmt.Fprintf(os.Stderr, "check-config: %s is bad\n", arg(0))
 			return 1
+		}
+		if strings.Contains(string(b), "hang") {
+			block()
 		}
 		return 0
 	case "long-line": // long-line N: one line of N bytes on standard output, then exit 0

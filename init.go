@@ -56,7 +56,7 @@ func (osKernel) reap(h func(int, syscall.WaitStatus)) bool { return reapAll(h) }
 type phase int
 
 const (
-	starting   phase = iota // no child has run yet: the first start is being retried
+	starting   phase = iota // no child has run yet: the first start waits for the first check, or is being retried
 	running                 // the child runs; changes are acted on
 	draining                // -stop-delay: the child runs on and gets signals; no change is acted on
 	restarting              // the old child is being stopped, or the next one waits for its turn
@@ -230,8 +230,8 @@ func timerC(t Timer) <-chan time.Time {
 }
 
 // deadlines lists every deadline the supervisor may wait for, zero or not.
-func (s *supervisor) deadlines() [5]time.Time {
-	return [...]time.Time{s.tear.deadline, s.drainEnd, s.pipe.checkEnd, s.later, s.pollAt}
+func (s *supervisor) deadlines() [6]time.Time {
+	return [...]time.Time{s.tear.deadline, s.drainEnd, s.pipe.checkEnd, s.later, s.pollAt, s.pipe.refused.remindAt}
 }
 
 // arm points the one timer at the earliest deadline, if it is not already.
@@ -257,7 +257,8 @@ func (s *supervisor) arm() {
 
 // onTimer handles every deadline that has passed, each cleared first: the
 // end of a grace period, of -stop-delay, of a -check's time, a look again,
-// a poll. An earlier handler may clear a later deadline.
+// a poll, a reminder of a refused change. An earlier handler may clear a
+// later deadline.
 func (s *supervisor) onTimer() {
 	now := s.clock.Now()
 	due := func(t *time.Time) bool {
@@ -284,6 +285,9 @@ func (s *supervisor) onTimer() {
 		tuneRuntime()
 		s.onPoll()
 	}
+	if due(&s.pipe.refused.remindAt) {
+		s.remindRefused()
+	}
 }
 
 // lookAgainAt makes the loop call settle and idle again at t, or earlier
@@ -295,8 +299,8 @@ func (s *supervisor) lookAgainAt(t time.Time) {
 }
 
 // begin resolves the command, records what the watched paths hold, and
-// starts the first child. If that fails, the supervisor has exited with the
-// code that says why.
+// starts the first child, after -check if there is one. If that fails, the
+// supervisor has exited with the code that says why.
 func (s *supervisor) begin(foreground bool) {
 	path, err := resolveCommand(s.cfg.argv[0])
 	env := os.Environ()
@@ -317,17 +321,22 @@ func (s *supervisor) begin(foreground bool) {
 	}
 	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []int{stdin, -1, -1},
 		relay: logCheckOutput(s.log), relayEnd: s.relayed, relayFor: s.cfg.grace + killWait}
+	var snap []stamp
 	if len(s.cfg.configs) == 0 {
 		s.pipe.applied = content{} // nothing to compare: a requested restart needs no hash
-		s.startChild(nil)
-		return
+	} else {
+		// One snapshot before the child starts: what the debouncer
+		// compares the next poll with, and what the child's files must
+		// still look like when they are hashed after it started.
+		snap = snapshot(s.fsys, s.cfg.configs)
+		s.watchFrom(snap)
+		s.pollAt = s.clock.Now().Add(s.cfg.poll)
 	}
-	// One snapshot before the child starts: what the debouncer compares
-	// the next poll with, and what the child's files must still look
-	// like when they are hashed after it started.
-	snap := snapshot(s.fsys, s.cfg.configs)
-	s.watchFrom(snap)
-	s.pollAt = s.clock.Now().Add(s.cfg.poll)
+	// The first start is checked too: a configuration that the check
+	// refuses is then named before the program reads it.
+	if s.cfg.check != nil && s.checkFirst() {
+		return // the child starts at its verdict
+	}
 	s.startChild(snap)
 	s.idle()
 }

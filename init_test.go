@@ -64,12 +64,13 @@ func (c *fakeClock) next(end time.Time) *fakeTimer {
 // fakeKernel scripts processes: they are started and killed on request, and
 // exit only when the test says so. Every kill is recorded.
 type fakeKernel struct {
-	nextPid  int
-	startErr error
-	started  []procSpec
-	pgid     map[int]int // live processes and their groups
-	queued   []reaped    // exited, not yet reaped
-	kills    []sent
+	nextPid   int
+	startErr  error
+	startErrs map[string]error // by procSpec.path, after startErr
+	started   []procSpec
+	pgid      map[int]int // live processes and their groups
+	queued    []reaped    // exited, not yet reaped
+	kills     []sent
 
 	unkillable map[int]bool // processes every signal fails on with EPERM
 
@@ -99,6 +100,9 @@ func newFakeKernel() *fakeKernel {
 func (k *fakeKernel) start(spec procSpec) (int, error) {
 	if k.startErr != nil {
 		return 0, k.startErr
+	}
+	if err := k.startErrs[spec.path]; err != nil {
+		return 0, err
 	}
 	k.nextPid++
 	k.pgid[k.nextPid] = k.nextPid
@@ -197,11 +201,17 @@ type harness struct {
 }
 
 // newHarness starts a supervisor for the command line args (whose command
-// must exist) as manager's begin would, and delivers the hashes it asks for.
+// must exist) as manager's begin would, passes the check of the first
+// start if there is one, and delivers the hashes it asks for.
 func newHarness(t *testing.T, pid1 bool, args ...string) *harness {
 	t.Helper()
 	h := unstartedHarness(t, pid1, args...)
 	h.s.begin(false)
+	if check := h.s.pipe.checkPid; check != 0 {
+		h.k.exit(check, exitedWith(0))
+		h.reap()
+		h.k.takeKills()
+	}
 	if h.s.phase == exited {
 		t.Fatalf("begin: not started; log:\n%s", h.logs.String())
 	}
