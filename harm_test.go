@@ -596,7 +596,9 @@ func TestCheckLeavesNothing(t *testing.T) {
 	p, _, conf := watchedApp(t, "", "-check", helper+" leave sleep")
 	wantStarts(t, p, "v1")
 	writeFile(t, conf, "v2")
-	left, _ := strconv.Atoi(p.stderr.wait(t, `grandchild ready pid=(\d+)`, 10*time.Second)[1])
+	// The second check's: the first ran before the first start.
+	lefts := p.stderr.waitN(t, 2, `grandchild ready pid=(\d+)`, 10*time.Second)
+	left, _ := strconv.Atoi(regexp.MustCompile(`grandchild ready pid=(\d+)`).FindStringSubmatch(lefts[1])[1])
 	p.stderr.wait(t, `msg="check passed"`, 10*time.Second)
 	wantStarts(t, p, "v1", "v2")
 	eventually(t, 5*time.Second, func() error {

@@ -151,13 +151,28 @@ func runHelper(args []string) int {
 		code, _ := strconv.Atoi(args[min(1+run, len(args)-1)])
 		fmt.Printf("ready pid=%d run=%d\n", os.Getpid(), run+1)
 		return code
-	case "check-config": // check-config FILE: fail if FILE says "bad"
+	case "check-config": // check-config FILE: fail if FILE says "bad", never end if it says "hang"
 		b, err := os.ReadFile(arg(0))
 		if err != nil || strings.Contains(string(b), "bad") {
 			fmt.Fprintf(os.Stderr, "check-config: %s is bad\n", arg(0))
 			return 1
 		}
+		if strings.Contains(string(b), "hang") {
+			block()
+		}
 		return 0
+	case "long-line": // long-line N: one line of N bytes on standard output, then exit 0
+		n, _ := strconv.Atoi(arg(0))
+		os.Stdout.Write([]byte(strings.Repeat("x", n) + "\n"))
+		return 0
+	case "say-lines": // say-lines N CODE: "reason 1" to "reason N", each after a blank line and one of spaces, then exit CODE
+		n, _ := strconv.Atoi(arg(0))
+		code, _ := strconv.Atoi(arg(1))
+		for i := 1; i <= n; i++ {
+			out := []*os.File{os.Stdout, os.Stderr}[i%2]
+			fmt.Fprintf(out, "\n   \nreason %d\n", i)
+		}
+		return code
 	}
 	fmt.Fprintf(os.Stderr, "helper: unknown helper %q\n", name)
 	return 2

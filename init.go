@@ -60,7 +60,7 @@ func (osKernel) procs() ([]procInfo, bool)                 { return readProcs() 
 type phase int
 
 const (
-	starting   phase = iota // no child has run yet: the first start is being retried
+	starting   phase = iota // no child has run yet: the first start waits for the first check, or is being retried
 	running                 // the child runs; changes are acted on
 	draining                // -stop-delay: the child runs on and gets signals; no change is acted on
 	restarting              // the old child is being stopped, or the next one waits for its turn
@@ -130,6 +130,9 @@ type supervisor struct {
 	pid1  bool          // manager is PID 1: leftovers are every process in the namespace
 	hash  func(hashJob) // starts hashing; the result comes back through onHashed
 	look  func(pollJob) // starts a look at the watched paths; the result comes back through onPolled
+	// relayed hands the end of a check's output to the loop, which takes
+	// it in onCheckOutput; the relay's goroutine calls it.
+	relayed func(outputEnd)
 
 	spec      procSpec // how the child is started
 	checkSpec procSpec // how -check is started
@@ -171,6 +174,7 @@ type events struct {
 	forward  <-chan os.Signal // everything else manager forwards
 	hashed   <-chan hashResult
 	polled   <-chan pollResult
+	relayed  <-chan outputEnd // the end of a check's output
 }
 
 // supervise runs manager: it starts the child and loops over events until
@@ -185,6 +189,8 @@ func supervise(cfg *config, log *logger, sigs *signals) int {
 	s.look = func(job pollJob) {
 		go func() { polled <- pollNow(s.fsys, job) }()
 	}
+	relayed := make(chan outputEnd, 1)
+	s.relayed = func(o outputEnd) { relayed <- o }
 	if !s.pid1 {
 		if err := becomeSubreaper(); err != nil {
 			log.Warn("orphans will not be reaped", "error", err)
@@ -196,7 +202,7 @@ func supervise(cfg *config, log *logger, sigs *signals) int {
 		log.Info("signal ignored from the start; it stays ignored, also for the child", "signal", signalName(sig))
 	}
 	s.begin(ownsTerminal())
-	ev := &events{chld: sigs.chld, shutdown: sigs.shutdown, forward: sigs.forward, hashed: hashed, polled: polled}
+	ev := &events{chld: sigs.chld, shutdown: sigs.shutdown, forward: sigs.forward, hashed: hashed, polled: polled, relayed: relayed}
 	for s.phase != exited {
 		s.step(ev)
 	}
@@ -219,6 +225,8 @@ func (s *supervisor) step(ev *events) {
 		s.onHashed(r)
 	case r := <-ev.polled:
 		s.onPolled(r)
+	case o := <-ev.relayed:
+		s.onCheckOutput(o)
 	case <-timerC(s.timer):
 		s.timer, s.timerAt = nil, time.Time{}
 		s.onTimer()
@@ -234,8 +242,8 @@ func timerC(t Timer) <-chan time.Time {
 }
 
 // deadlines lists every deadline the supervisor may wait for, zero or not.
-func (s *supervisor) deadlines() [5]time.Time {
-	return [...]time.Time{s.tear.deadline, s.drainEnd, s.pipe.checkEnd, s.later, s.pollAt}
+func (s *supervisor) deadlines() [6]time.Time {
+	return [...]time.Time{s.tear.deadline, s.drainEnd, s.pipe.checkEnd, s.later, s.pollAt, s.pipe.refused.remindAt}
 }
 
 // arm points the one timer at the earliest deadline, if it is not already.
@@ -261,7 +269,8 @@ func (s *supervisor) arm() {
 
 // onTimer handles every deadline that has passed, each cleared first: the
 // end of a grace period, of -stop-delay, of a -check's time, a look again,
-// a poll. An earlier handler may clear a later deadline.
+// a poll, a reminder of a refused change. An earlier handler may clear a
+// later deadline.
 func (s *supervisor) onTimer() {
 	now := s.clock.Now()
 	due := func(t *time.Time) bool {
@@ -288,6 +297,9 @@ func (s *supervisor) onTimer() {
 		tuneRuntime()
 		s.onPoll()
 	}
+	if due(&s.pipe.refused.remindAt) {
+		s.remindRefused()
+	}
 }
 
 // lookAgainAt makes the loop call settle and idle again at t, or earlier
@@ -299,8 +311,8 @@ func (s *supervisor) lookAgainAt(t time.Time) {
 }
 
 // begin resolves the command, records what the watched paths hold, and
-// starts the first child. If that fails, the supervisor has exited with the
-// code that says why.
+// starts the first child, after -check if there is one. If that fails, the
+// supervisor has exited with the code that says why.
 func (s *supervisor) begin(foreground bool) {
 	path, err := resolveCommand(s.cfg.argv[0])
 	env := os.Environ()
@@ -320,20 +332,26 @@ func (s *supervisor) begin(foreground bool) {
 		}
 	}
 	s.checkSpec = procSpec{path: s.cfg.checkPath, argv: s.cfg.check, env: env, files: []int{stdin, -1, -1},
-		relay: s.relayCheckOutput, relayFor: s.cfg.grace + killWait}
+		relay: logCheckOutput(s.log), relayEnd: s.relayed, relayFor: s.cfg.grace + killWait}
+	var snap []stamp
 	if len(s.cfg.configs) == 0 {
 		s.pipe.applied = content{} // nothing to compare: a requested restart needs no hash
-		s.startChild(nil)
-		return
+	} else {
+		// One look before the child starts, on the loop since nothing
+		// else is under way yet: what the debouncer compares the next
+		// poll with, and what the child's files must still look like
+		// when they are hashed after it started.
+		first := pollNow(s.fsys, pollJob{paths: s.cfg.configs})
+		s.watchFrom(first)
+		snap = first.snap
+		s.pollAt = s.clock.Now().Add(s.cfg.poll)
 	}
-	// One look before the child starts, on the loop since nothing else
-	// is under way yet: what the debouncer compares the next poll with,
-	// and what the child's files must still look like when they are
-	// hashed after it started.
-	first := pollNow(s.fsys, pollJob{paths: s.cfg.configs})
-	s.watchFrom(first)
-	s.pollAt = s.clock.Now().Add(s.cfg.poll)
-	s.startChild(first.snap)
+	// The first start is checked too: a configuration that the check
+	// refuses is then named before the program reads it.
+	if s.cfg.check != nil && s.checkFirst() {
+		return // the child starts at its verdict
+	}
+	s.startChild(snap)
 	s.idle()
 }
 

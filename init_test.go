@@ -64,17 +64,26 @@ func (c *fakeClock) next(end time.Time) *fakeTimer {
 // fakeKernel scripts processes: they are started and killed on request, and
 // exit only when the test says so. Every kill is recorded.
 type fakeKernel struct {
-	nextPid  int
-	startErr error
-	started  []procSpec
-	pgid     map[int]int // live processes and their groups
-	queued   []reaped    // exited, not yet reaped
-	kills    []sent
+	nextPid   int
+	startErr  error
+	startErrs map[string]error // by procSpec.path, after startErr
+	started   []procSpec
+	pgid      map[int]int // live processes and their groups
+	queued    []reaped    // exited, not yet reaped
+	kills     []sent
 
 	unkillable map[int]bool   // processes every signal fails on with EPERM
 	ppid       map[int]int    // parents of live processes; a parent gone is PID 1, manager
 	names      map[int]string // command names of live processes
 	noProc     bool           // procs cannot list: /proc is not the namespace's own
+
+	// A process started with a relay (a check) has its output end when it
+	// exits, unless holdOutput keeps it open (a process it left holds it),
+	// or endOutput ended it before. Its relay's tail is said[pid].
+	specs      map[int]procSpec
+	said       map[int][]string
+	ended      map[int]bool
+	holdOutput bool
 }
 
 type reaped struct {
@@ -88,18 +97,23 @@ type sent struct {
 }
 
 func newFakeKernel() *fakeKernel {
-	return &fakeKernel{nextPid: 100, pgid: map[int]int{}, ppid: map[int]int{}, names: map[int]string{}}
+	return &fakeKernel{nextPid: 100, pgid: map[int]int{}, ppid: map[int]int{}, names: map[int]string{},
+		specs: map[int]procSpec{}, said: map[int][]string{}, ended: map[int]bool{}}
 }
 
 func (k *fakeKernel) start(spec procSpec) (int, error) {
 	if k.startErr != nil {
 		return 0, k.startErr
 	}
+	if err := k.startErrs[spec.path]; err != nil {
+		return 0, err
+	}
 	k.nextPid++
 	k.pgid[k.nextPid] = k.nextPid
 	k.ppid[k.nextPid] = 1
 	k.names[k.nextPid] = filepath.Base(spec.path)
 	k.started = append(k.started, spec)
+	k.specs[k.nextPid] = spec
 	return k.nextPid, nil
 }
 
@@ -167,10 +181,23 @@ func (k *fakeKernel) enter(name string) int {
 	return k.nextPid
 }
 
-// exit ends pid with status ws, to be reaped.
+// exit ends pid with status ws, to be reaped, and its relayed output
+// unless holdOutput.
 func (k *fakeKernel) exit(pid int, ws syscall.WaitStatus) {
 	delete(k.pgid, pid)
 	k.queued = append(k.queued, reaped{pid, ws})
+	if !k.holdOutput {
+		k.endOutput(pid)
+	}
+}
+
+// endOutput ends the relayed output of pid, if it has one not ended yet,
+// as its relay would: the supervisor gets it at the next deliver.
+func (k *fakeKernel) endOutput(pid int) {
+	if spec := k.specs[pid]; spec.relayEnd != nil && !k.ended[pid] {
+		k.ended[pid] = true
+		spec.relayEnd(outputEnd{pid: pid, tail: k.said[pid]})
+	}
 }
 
 // vanish ends pid reaped by some other parent: manager hears nothing.
@@ -191,29 +218,36 @@ func (s sent) String() string { return fmt.Sprintf("kill(%d, %s)", s.pid, signal
 // harness is a supervisor wired to a fake clock and kernel and the real file
 // system, with its log kept for assertions. Every event reaches it through
 // the loop's own dispatch, step: signals and SIGCHLD on its channels, timers
-// as the fake clock fires them, and hashes, computed at once, when the test
-// delivers them.
+// as the fake clock fires them, and hashes, computed at once, and the ends
+// of checks' output when the test delivers them.
 type harness struct {
-	t      *testing.T
-	s      *supervisor
-	clock  *fakeClock
-	k      *fakeKernel
-	logs   bytes.Buffer
-	ev     *events
-	chld   chan os.Signal
-	sigs   chan os.Signal
-	hashed chan hashResult
-	polled chan pollResult
-	hashes []any // hashResults and pollResults computed, not yet delivered
-	held   bool  // hashes wait for deliver, not delivered after each event
+	t       *testing.T
+	s       *supervisor
+	clock   *fakeClock
+	k       *fakeKernel
+	logs    bytes.Buffer
+	ev      *events
+	chld    chan os.Signal
+	sigs    chan os.Signal
+	hashed  chan hashResult
+	polled  chan pollResult
+	relayed chan outputEnd
+	hashes  []any // hashResults, pollResults and outputEnds, not yet delivered
+	held    bool  // hashes and outputs wait for deliver, not delivered after each event
 }
 
 // newHarness starts a supervisor for the command line args (whose command
-// must exist) as manager's begin would, and delivers the hashes it asks for.
+// must exist) as manager's begin would, passes the check of the first
+// start if there is one, and delivers the hashes it asks for.
 func newHarness(t *testing.T, pid1 bool, args ...string) *harness {
 	t.Helper()
 	h := unstartedHarness(t, pid1, args...)
 	h.s.begin(false)
+	if check := h.s.pipe.checkPid; check != 0 {
+		h.k.exit(check, exitedWith(0))
+		h.reap()
+		h.k.takeKills()
+	}
 	if h.s.phase == exited {
 		t.Fatalf("begin: not started; log:\n%s", h.logs.String())
 	}
@@ -228,13 +262,14 @@ func unstartedHarness(t *testing.T, pid1 bool, args ...string) *harness {
 	if err != nil {
 		t.Fatalf("parseArgs(%q): %v", args, err)
 	}
-	h := &harness{t: t, clock: newFakeClock(), k: newFakeKernel(),
-		chld: make(chan os.Signal, 1), sigs: make(chan os.Signal, 1), hashed: make(chan hashResult, 1), polled: make(chan pollResult, 1)}
-	h.ev = &events{chld: h.chld, shutdown: h.sigs, forward: h.sigs, hashed: h.hashed, polled: h.polled}
+	h := &harness{t: t, clock: newFakeClock(), k: newFakeKernel(), chld: make(chan os.Signal, 1),
+		sigs: make(chan os.Signal, 1), hashed: make(chan hashResult, 1), polled: make(chan pollResult, 1), relayed: make(chan outputEnd, 1)}
+	h.ev = &events{chld: h.chld, shutdown: h.sigs, forward: h.sigs, hashed: h.hashed, polled: h.polled, relayed: h.relayed}
 	cfg.logLevel = levelDebug
 	h.s = newSupervisor(cfg, newLogger(&h.logs, cfg), h.clock, h.k, osFS{}, pid1)
 	h.s.hash = func(job hashJob) { h.hashes = append(h.hashes, hashNow(h.s.fsys, job)) }
 	h.s.look = func(job pollJob) { h.hashes = append(h.hashes, pollNow(h.s.fsys, job)) }
+	h.s.relayed = func(o outputEnd) { h.hashes = append(h.hashes, o) }
 	return h
 }
 
@@ -267,14 +302,15 @@ func (h *harness) reap() {
 }
 
 // deliver hands the supervisor the hashes and looks it asked for, in
-// order, as the goroutines beside the loop would.
+// order, as the goroutines beside the loop would, and the ends of checks'
+// output, as their relays would.
 func (h *harness) deliver() {
 	h.t.Helper()
 	h.deliverWhile(func(any) bool { return true })
 }
 
 // deliverWhile delivers results in order for as long as ok says so of the
-// next; held hashes stay, looks are still delivered after them.
+// next; held hashes and outputs stay, looks are still delivered after them.
 func (h *harness) deliverWhile(ok func(any) bool) {
 	h.t.Helper()
 	var kept []any
@@ -290,6 +326,8 @@ func (h *harness) deliverWhile(ok func(any) bool) {
 			h.hashed <- r
 		case pollResult:
 			h.polled <- r
+		case outputEnd:
+			h.relayed <- r
 		}
 		h.s.step(h.ev)
 	}
@@ -372,6 +410,17 @@ func (h *harness) wantLog(parts ...string) {
 		}
 	}
 	h.t.Errorf("no log line with %q in:\n%s", parts, h.logs.String())
+}
+
+// logCount counts the log lines containing each of parts.
+func (h *harness) logCount(parts ...string) int {
+	n := 0
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if containsAll(line, parts) {
+			n++
+		}
+	}
+	return n
 }
 
 func containsAll(s string, parts []string) bool {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,12 +34,23 @@ type procSpec struct {
 	files      []int    // the new process's fds 0, 1, 2; -1 leaves one closed
 	foreground bool     // give it the terminal on fd 0
 
-	// relay, if set, gets each line the process writes on its standard
-	// output and error, which then go to a pipe instead of files[1:3],
-	// for at most relayFor: past that, only a process that escaped its
-	// group could still hold the pipe.
+	// relay, if set, gets each line that is not blank of what the process
+	// writes on its standard output and error, which then go to a pipe
+	// instead of files[1:3], as it comes; relayEnd gets the end of it,
+	// once, when the pipe is closed or relayFor has passed: past that, only
+	// a process that escaped the group could still hold the pipe. Both are
+	// called from the relay's own goroutine.
 	relay    func(line string, length int)
+	relayEnd func(outputEnd)
 	relayFor time.Duration
+}
+
+// outputEnd is what the relay of a process's output hands on at its end:
+// what a verdict on the process needs of its output.
+type outputEnd struct {
+	pid  int
+	tail []string // its last lines that were not blank: at most tailLines, about tailBytes in all
+	open bool     // relayFor passed with the pipe still open
 }
 
 // launch starts spec. The kernel sends the parent-death signal when the
@@ -58,16 +70,24 @@ func startRelayed(spec procSpec) (int, error) {
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
 		return 0, os.NewSyscallError("pipe2", err)
 	}
+	// Non-blocking, so that os.File reads it through the netpoller and no
+	// thread waits on it; the write end, the process's, stays blocking.
+	// Set before the fork, so that a failure leaves no process whose
+	// output nobody reads: it would die of SIGPIPE, and the end of its
+	// output, which its verdict waits for, would never come.
+	if err := syscall.SetNonblock(p[0], true); err != nil {
+		syscall.Close(p[0])
+		syscall.Close(p[1])
+		return 0, os.NewSyscallError("fcntl", err)
+	}
 	spec.files = []int{spec.files[0], p[1], p[1]}
 	pid, err := forkExec(spec)
 	syscall.Close(p[1])
-	// Non-blocking, so that os.File reads it through the netpoller and
-	// no thread waits on it; the write end, the process's, stays blocking.
-	if err != nil || syscall.SetNonblock(p[0], true) != nil {
+	if err != nil {
 		syscall.Close(p[0])
 		return pid, err
 	}
-	go relayLines(os.NewFile(uintptr(p[0]), "relay"), spec.relay, spec.relayFor)
+	go relayLines(os.NewFile(uintptr(p[0]), "relay"), pid, spec)
 	return pid, nil
 }
 
@@ -75,14 +95,31 @@ func startRelayed(spec procSpec) (int, error) {
 // relayed with its length.
 const relayLineMax = 2 << 10
 
-// relayLines hands each line read from r to relay until the end of r, or
-// until d has passed. It reads to the end whatever the length of a line:
-// a reader that stopped early would leave the writer to die of SIGPIPE
-// (a check printing a minified configuration on one line would fail).
-// Lines longer than relayLineMax are cut; relay gets the length they had.
-func relayLines(r *os.File, relay func(line string, length int), d time.Duration) {
-	defer r.Close()
-	r.SetReadDeadline(time.Now().Add(d))
+// tailLines and tailBytes bound the end of a process's output that its
+// relay keeps for the verdict: enough for a validator's reason (nginx -t
+// gives it in two lines), little enough for one log line.
+const (
+	tailLines = 5
+	tailBytes = 2 << 10
+)
+
+// relayLines hands each line read from r that is not blank to spec.relay
+// until the end of r, or until spec.relayFor has passed, then the last of
+// them to spec.relayEnd. It reads to the end whatever the length of a
+// line: a reader that stopped early would leave the writer to die of
+// SIGPIPE (a check printing a minified configuration on one line would
+// fail). Lines longer than relayLineMax are cut; relay gets the length they
+// had.
+func relayLines(r *os.File, pid int, spec procSpec) {
+	r.SetReadDeadline(time.Now().Add(spec.relayFor))
+	var tail []string
+	emit := func(line string, length int) {
+		if length == len(line) && strings.TrimSpace(line) == "" {
+			return
+		}
+		spec.relay(line, length)
+		tail = keepTail(tail, line, length)
+	}
 	var line []byte
 	length := 0
 	buf := make([]byte, 4<<10)
@@ -99,16 +136,36 @@ func relayLines(r *os.File, relay func(line string, length int), d time.Duration
 			if i < 0 {
 				break
 			}
-			relay(string(line), length)
+			emit(string(line), length)
 			line, length, rest = line[:0], 0, rest[i+1:]
 		}
 		if err != nil {
 			if length > 0 {
-				relay(string(line), length)
+				emit(string(line), length)
 			}
+			r.Close()
+			spec.relayEnd(outputEnd{pid: pid, tail: tail, open: errors.Is(err, os.ErrDeadlineExceeded)})
 			return
 		}
 	}
+}
+
+// keepTail adds line, cut from length bytes, to tail, which keeps the last
+// tailLines lines, fewer if they hold more than tailBytes.
+func keepTail(tail []string, line string, length int) []string {
+	if length > len(line) {
+		line += "…"
+	}
+	tail = append(tail, line)
+	size := 0
+	for _, l := range tail {
+		size += len(l)
+	}
+	for len(tail) > tailLines || len(tail) > 1 && size > tailBytes {
+		size -= len(tail[0])
+		tail = slices.Delete(tail, 0, 1)
+	}
+	return tail
 }
 
 // forkExec starts spec in a new process group. It never waits: the reaper

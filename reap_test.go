@@ -4,12 +4,14 @@ package main
 // forwarded, exit codes, and why a command cannot start.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseSignal(t *testing.T) {
@@ -111,5 +113,81 @@ func TestStartError(t *testing.T) {
 		t.Errorf("resolveCommand(no-such-program-anywhere) = nil error")
 	} else if code, _ := startError("no-such-program-anywhere", err); code != 127 {
 		t.Errorf("startError(resolveCommand(missing)) = %d, want 127", code)
+	}
+}
+
+// TestRelayLines proves that a relay reads a process's output to its end
+// whatever the length of its lines (a writer whose reader stopped would
+// die of SIGPIPE): a long line is relayed cut, with its length, blank lines
+// not at all, and the last lines are handed on at the end.
+func TestRelayLines(t *testing.T) {
+	type relayed struct {
+		line   string
+		length int
+	}
+	relay := func(out string, d time.Duration) ([]relayed, outputEnd) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		go func() {
+			w.Write([]byte(out))
+			if d >= time.Minute {
+				w.Close()
+			}
+		}()
+		var got []relayed
+		var end outputEnd
+		spec := procSpec{relay: func(line string, length int) { got = append(got, relayed{line, length}) },
+			relayEnd: func(o outputEnd) { end = o }, relayFor: d}
+		relayLines(r, 42, spec)
+		return got, end
+	}
+	long := strings.Repeat("x", 300_000)
+	got, end := relay("first\n\n   \r\n"+long+"\nreason 1\nreason 2\nreason 3\nreason 4\nlast, unended", time.Minute)
+	want := []relayed{{"first", 5}, {long[:relayLineMax], len(long)}, {"reason 1", 8}, {"reason 2", 8},
+		{"reason 3", 8}, {"reason 4", 8}, {"last, unended", 13}}
+	if !slices.Equal(got, want) {
+		show := func(rs []relayed) (out []string) {
+			for _, r := range rs {
+				out = append(out, fmt.Sprintf("%.20q (%d bytes of %d)", r.line, len(r.line), r.length))
+			}
+			return out
+		}
+		t.Errorf("relayed %q, want %q", show(got), show(want))
+	}
+	wantTail := []string{"reason 1", "reason 2", "reason 3", "reason 4", "last, unended"}
+	if end.pid != 42 || !slices.Equal(end.tail, wantTail) || end.open {
+		t.Errorf("end %+v, want pid 42, tail %q, not open", end, wantTail)
+	}
+
+	_, end = relay("still writing\n", 50*time.Millisecond) // the writer keeps it open
+	if !end.open || !slices.Equal(end.tail, []string{"still writing"}) {
+		t.Errorf("end %+v at the deadline, want open, tail [still writing]", end)
+	}
+}
+
+func TestKeepTail(t *testing.T) {
+	cut := strings.Repeat("x", relayLineMax)
+	tests := []struct {
+		name  string
+		lines []string // a line longer than relayLineMax is cut first
+		want  []string
+	}{
+		{"few", []string{"a", "b"}, []string{"a", "b"}},
+		{"the last five", []string{"1", "2", "3", "4", "5", "6", "7"}, []string{"3", "4", "5", "6", "7"}},
+		{"a long line alone", []string{"a", strings.Repeat("x", 300_000)}, []string{cut + "…"}},
+		{"bytes bound", []string{strings.Repeat("x", 300_000), "b", "c"}, []string{"b", "c"}},
+		{"bytes bound, whole lines", []string{strings.Repeat("y", 1500), strings.Repeat("z", 1000)}, []string{strings.Repeat("z", 1000)}},
+	}
+	for _, tc := range tests {
+		var tail []string
+		for _, l := range tc.lines {
+			tail = keepTail(tail, l[:min(len(l), relayLineMax)], len(l))
+		}
+		if !slices.Equal(tail, tc.want) {
+			t.Errorf("%s: keepTail of %.60q = %.60q, want %.60q", tc.name, tc.lines, tail, tc.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,10 +35,16 @@ type pipeline struct {
 	force     bool      // -restart-signal asked for a restart: act even on unchanged content
 	startSnap []stamp   // the watched paths as the child about to be hashed for started with them
 	looks     []dirLook // what the last look at the watched directories left for the next
-	checkPid  int       // the running -check; 0 when none
-	checkEnd  time.Time // the -check is killed then; zero when none runs
 	retry     backoff   // of hashing or checking again, after that lacked resources
 	retryAt   time.Time // no hash or check starts before this
+
+	checkPid    int                 // the running -check; 0 when none
+	checkEnd    time.Time           // the -check is killed then; zero when none runs or it exited
+	checkStatus *syscall.WaitStatus // its exit status; nil until it exited
+	checkOutput *outputEnd          // the end of its output; nil until it ended
+	firstCheck  bool                // it runs before the first start, which waits for its verdict
+
+	refused refusal // a change the check refused, which is on disk but not what the child runs with
 
 	firstSeen   time.Time // when the change not settled yet was first seen; zero when there is none
 	pendingSeen time.Time // when the pending change was first seen
@@ -54,6 +61,21 @@ const (
 	selfMadeWindow = 5 * time.Second
 	selfMadeWarn   = 3
 )
+
+// refusal is a change the check refused, left on disk while the child runs
+// on with what it had: the next start of the program (the container's, or
+// -restart's after an exit) will read it, and fail with what the check
+// saw. It is said at WARN when refused, every remindEvery while it lasts,
+// and at manager's exit.
+type refusal struct {
+	paths    string    // the entries that differ from what the child runs with; "" when nothing is refused
+	sums     content   // what was refused
+	at       time.Time // when
+	remindAt time.Time // the next reminder; zero when nothing is refused
+}
+
+// remindEvery is how often a refused change on disk is brought up again.
+const remindEvery = time.Minute
 
 // warnings remembers what was said once about the watched paths.
 type warnings struct {
@@ -169,6 +191,10 @@ func (s *supervisor) onHashed(r hashResult) {
 	p.retry.reset()
 	s.noteUnreadable(r.bad)
 	if r.job.purpose == baseline {
+		if p.refused.paths != "" && maps.Equal(p.refused.sums, r.sums) {
+			s.log.Warn("child started with the configuration the check refused", "path", p.refused.paths)
+		}
+		s.endRefusal() // whatever it is, the child runs with what is on disk now
 		p.applied = r.sums
 		if !r.stable {
 			// The files changed while they were read: what the child
@@ -188,6 +214,10 @@ func (s *supervisor) onHashed(r hashResult) {
 	names, next := p.compare(s.cfg.configs, r.sums)
 	if names == nil && !p.force {
 		s.log.Debug("config unchanged")
+		if p.refused.paths != "" {
+			s.log.Info("config on disk is again what the child runs with", "path", p.refused.paths)
+			s.endRefusal()
+		}
 		s.idle()
 		return
 	}
@@ -249,36 +279,126 @@ func (s *supervisor) startCheck(candidate content) {
 	case err != nil:
 		s.log.Warn("check failed; keeping the running child", "command", strings.Join(s.cfg.check, " "), "error", err)
 		p.force = false
+		s.refuse(candidate)
 		return
 	}
 	p.retry.reset()
+	s.beginCheck(pid, candidate)
+}
+
+// checkFirst runs -check before the first start, so that a configuration
+// it refuses is named before the program reads it, and reports whether it
+// runs. The start waits for the verdict, then happens whatever it is, as
+// it would without manager; a check that cannot be started is no reason
+// to wait, nor to retry.
+func (s *supervisor) checkFirst() bool {
+	pid, err := s.sys.start(s.checkSpec)
+	if err != nil {
+		s.log.Warn("check failed; starting the child anyway", "command", strings.Join(s.cfg.check, " "), "error", err)
+		return false
+	}
+	s.beginCheck(pid, nil)
+	s.pipe.firstCheck = true
+	// The start waits no longer than the check can last: it is killed
+	// after -grace, and its output given up killWait later; the verdict is
+	// in by then, unless the check's exit status never comes (a check
+	// manager may not kill).
+	s.startAt = s.pipe.checkEnd.Add(2 * killWait)
+	s.lookAgainAt(s.startAt)
+	return true
+}
+
+// beginCheck makes pid, a -check just started on candidate, the pipeline's
+// step.
+func (s *supervisor) beginCheck(pid int, candidate content) {
+	p := &s.pipe
 	p.step, p.since, p.candidate = checking, s.clock.Now(), candidate
 	p.checkPid, p.checkEnd = pid, s.clock.Now().Add(s.cfg.grace)
+	p.checkStatus, p.checkOutput = nil, nil
 	s.log.Debug("check started", "pid", pid)
 }
 
-// relayCheckOutput is the check's procSpec.relay: each line the check writes
-// becomes a log line; a line too long to log whole says how long it was.
-func (s *supervisor) relayCheckOutput(line string, length int) {
-	if length > len(line) {
-		s.log.Info("check output", "line", line, "length", length)
-		return
+// logCheckOutput is the check's procSpec.relay: each line the check writes
+// becomes a log line as it comes, from the relay's goroutine (the logger
+// is safe for concurrent use), so that a check that takes long shows what
+// it says when it says it, and the loop wakes once per check, not per
+// line. A line too long to log whole says how long it was.
+func logCheckOutput(log *logger) func(line string, length int) {
+	return func(line string, length int) {
+		if length > len(line) {
+			log.Info("check output", "line", line, "length", length)
+			return
+		}
+		log.Info("check output", "line", line)
 	}
-	s.log.Info("check output", "line", line)
 }
 
-// onCheckExit applies the checked change if the check passed.
+// onCheckExit takes the check's exit status. What it left in its process
+// group is killed now, since a check leaves nothing behind, and what it
+// left could hold its output open. The verdict waits for that output.
 func (s *supervisor) onCheckExit(ws syscall.WaitStatus) {
-	candidate := s.pipe.candidate
+	p := &s.pipe
+	s.sys.kill(-p.checkPid, syscall.SIGKILL)
+	p.checkStatus, p.checkEnd = &ws, time.Time{}
+	s.judgeCheck()
+}
+
+// onCheckOutput takes the end of a check's output, from its relay.
+func (s *supervisor) onCheckOutput(o outputEnd) {
+	p := &s.pipe
+	if p.step != checking || o.pid != p.checkPid {
+		return // of a check abandoned since
+	}
+	if o.open {
+		s.log.Warn("check output still open; no longer read (a process the check started outlived it)", "pid", o.pid, "after", s.checkSpec.relayFor)
+	}
+	p.checkOutput = &o
+	s.judgeCheck()
+}
+
+// judgeCheck gives the check's verdict once both its exit status and the
+// end of its output are in, whichever came first: a failure's log line
+// carries the last of the output, so that why the check failed is seen at
+// any log level. A passed check applies its change; a failed one leaves a
+// refusal on disk.
+func (s *supervisor) judgeCheck() {
+	p := &s.pipe
+	if p.checkStatus == nil || p.checkOutput == nil {
+		return
+	}
+	ws, tail, candidate, first := *p.checkStatus, p.checkOutput.tail, p.candidate, p.firstCheck
 	s.endCheck()
-	if ws.Exited() && ws.ExitStatus() == 0 {
+	passed := ws.Exited() && ws.ExitStatus() == 0
+	attrs := append([]any{"command", strings.Join(s.cfg.check, " ")}, describeStatus(ws)...)
+	if len(tail) > 0 {
+		attrs = append(attrs, "output", strings.Join(tail, "\n"))
+	}
+	switch {
+	case first && passed:
+		s.log.Info("check passed; starting the child")
+		s.startFirst()
+	case first:
+		s.log.Warn("check failed; starting the child anyway", attrs...)
+		s.startFirst()
+	case passed:
 		s.log.Info("check passed")
 		s.apply(candidate)
-	} else {
-		s.log.Warn("check failed; keeping the running child", append([]any{"command", strings.Join(s.cfg.check, " ")}, describeStatus(ws)...)...)
-		s.pipe.force = false
+	default:
+		s.log.Warn("check failed; keeping the running child", attrs...)
+		p.force = false
+		s.refuse(candidate)
 	}
 	s.idle()
+}
+
+// startFirst starts the first child, which waited for the first check's
+// verdict, unless it has started since, or manager is exiting.
+func (s *supervisor) startFirst() {
+	if s.phase != starting {
+		return
+	}
+	s.startAt = time.Time{}
+	s.startChild(nil)
 }
 
 // onCheckTimeout kills a -check that outlived -grace; its status then comes
@@ -290,19 +410,59 @@ func (s *supervisor) onCheckTimeout() {
 
 // endCheck ends the -check's step: whatever is left in its process group
 // is killed, since a check leaves nothing behind, whether it exited or its
-// verdict no longer matters.
+// verdict no longer matters. The end of its output, if it comes later,
+// finds no check to belong to.
 func (s *supervisor) endCheck() {
 	p := &s.pipe
 	if p.step != checking {
 		return
 	}
-	s.sys.kill(-p.checkPid, syscall.SIGKILL)
+	if p.checkStatus == nil {
+		s.sys.kill(-p.checkPid, syscall.SIGKILL) // at its exit, onCheckExit did
+	}
 	p.step, p.checkPid, p.checkEnd, p.candidate = idle, 0, time.Time{}, nil
+	p.checkStatus, p.checkOutput, p.firstCheck = nil, nil, false
 }
 
+// refuse remembers that the check refused candidate, unless that is what
+// the child runs with (a restart on demand with unchanged files): then no
+// refused change is on disk any more.
+func (s *supervisor) refuse(candidate content) {
+	names, _ := s.pipe.compare(s.cfg.configs, candidate)
+	if names == nil {
+		s.endRefusal()
+		return
+	}
+	now := s.clock.Now()
+	s.pipe.refused = refusal{paths: strings.Join(names, ","), sums: candidate, at: now, remindAt: now.Add(remindEvery)}
+}
+
+// remindRefused says again that a change the check refused is on disk.
+func (s *supervisor) remindRefused() {
+	s.warnRefused()
+	s.pipe.refused.remindAt = s.clock.Now().Add(remindEvery)
+}
+
+// warnRefused says that the next start will read a change the check
+// refused: the running child does not, so nothing shows it but this.
+func (s *supervisor) warnRefused() {
+	r := &s.pipe.refused
+	s.log.Warn("the configuration on disk was refused by the check; the next start will use it",
+		"path", r.paths, "for", s.clock.Now().Sub(r.at).Round(time.Second))
+}
+
+// endRefusal forgets the refused change: the check passed another one, or
+// the child runs with what is on disk.
+func (s *supervisor) endRefusal() { s.pipe.refused = refusal{} }
+
 // dropChange forgets the change in flight and any pending one: the child
-// they were for is going away.
+// they were for is going away. At manager's exit, a refused change on disk
+// is named a last time: the container's next start will read it.
 func (s *supervisor) dropChange() {
+	if s.phase == stopping && s.pipe.refused.paths != "" {
+		s.warnRefused() // the last word on it: the next start is the container's
+		s.endRefusal()
+	}
 	s.endCheck()
 	s.pipe.pending, s.pipe.force = false, false
 	s.pipe.retryAt = time.Time{}
@@ -313,6 +473,7 @@ func (s *supervisor) dropChange() {
 func (s *supervisor) apply(next content) {
 	p := &s.pipe
 	p.applied = next
+	s.endRefusal()
 	forced := p.force
 	p.force = false
 	if s.cfg.reloadSignal != 0 && !forced {

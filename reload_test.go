@@ -115,6 +115,232 @@ func TestCheck(t *testing.T) {
 	})
 }
 
+// TestCheckVerdictWaitsForItsOutput proves that a check's verdict comes
+// once both its exit status and the end of its output are in, whichever
+// comes first, so that a failure's warning carries the last of what the
+// check said.
+func TestCheckVerdictWaitsForItsOutput(t *testing.T) {
+	said := []string{`nginx: [emerg] unknown directive "bad" in /etc/nginx/nginx.conf:1`, "nginx: configuration file /etc/nginx/nginx.conf test failed"}
+	output := `output="nginx: [emerg] unknown directive \"bad\" in /etc/nginx/nginx.conf:1\nnginx: configuration file /etc/nginx/nginx.conf test failed"`
+	// changeChecked changes the config and returns the check that runs for it.
+	changeChecked := func(t *testing.T) (*harness, int) {
+		h, conf := watchHarness(t, "-check", "/bin/sh -n", "-grace", "3s")
+		writeFile(t, conf, "bad")
+		h.polls(10)
+		check := h.s.pipe.checkPid
+		if check == 0 {
+			t.Fatalf("no check started after a change; log:\n%s", h.logs.String())
+		}
+		h.k.said[check] = said
+		return h, check
+	}
+	noVerdict := func(h *harness) {
+		h.t.Helper()
+		if n := h.logCount("check failed"); n != 0 || h.s.pipe.step != checking {
+			h.t.Fatalf("a verdict before both the exit status and the end of the output; log:\n%s", h.logs.String())
+		}
+	}
+	t.Run("status first", func(t *testing.T) {
+		h, check := changeChecked(t)
+		h.k.holdOutput = true
+		h.k.exit(check, exitedWith(1))
+		h.reap()
+		h.wantKills(sent{-check, syscall.SIGKILL}) // what it left, which may hold its output
+		noVerdict(h)
+		h.advance(5 * time.Second) // past -grace: an exited check does not time out
+		noVerdict(h)
+		h.wantKills()
+		h.k.endOutput(check)
+		h.deliver()
+		h.wantLog("level=WARN", "check failed; keeping the running child", "code=1", output)
+		h.wantKills()
+		h.wantRunning()
+	})
+	t.Run("output first", func(t *testing.T) {
+		h, check := changeChecked(t)
+		h.k.endOutput(check)
+		h.deliver()
+		noVerdict(h)
+		h.k.exit(check, exitedWith(1))
+		h.reap()
+		h.wantLog("level=WARN", "check failed; keeping the running child", "code=1", output)
+		h.wantKills(sent{-check, syscall.SIGKILL})
+	})
+	t.Run("passed, output last", func(t *testing.T) {
+		h, check := changeChecked(t)
+		pid := h.s.child.pid
+		h.k.holdOutput = true
+		h.k.exit(check, exitedWith(0))
+		h.reap()
+		h.wantKills(sent{-check, syscall.SIGKILL}) // not the child yet
+		h.k.endOutput(check)
+		h.deliver()
+		h.wantLog("check passed")
+		h.wantKills(sent{pid, syscall.SIGTERM}, sent{pid, syscall.SIGCONT})
+	})
+}
+
+// TestFirstCheck proves that -check runs before the first start, which
+// waits for its verdict and then happens whatever it is, as it would
+// without manager: a refusal, or a check that cannot be started, is a
+// warning.
+func TestFirstCheck(t *testing.T) {
+	// first begins a supervisor whose config holds "a", up to its first check.
+	first := func(t *testing.T) *harness {
+		conf := filepath.Join(t.TempDir(), "app.conf")
+		writeFile(t, conf, "a")
+		return unstartedHarness(t, false, "-config", conf, "-poll", "100ms", "-debounce", "500ms", "-check", "/bin/sh -n", "-grace", "3s", "/bin/true")
+	}
+	begin := func(h *harness) int {
+		h.t.Helper()
+		h.s.begin(false)
+		check := h.s.pipe.checkPid
+		if check == 0 || h.starts() != 0 {
+			h.t.Fatalf("check %d, %d children started; want a check before any child; log:\n%s", check, h.starts(), h.logs.String())
+		}
+		return check
+	}
+	t.Run("passed", func(t *testing.T) {
+		h := first(t)
+		check := begin(h)
+		h.k.exit(check, exitedWith(0))
+		h.reap()
+		h.wantRunning()
+		h.wantLog("level=INFO", "check passed; starting the child")
+		h.wantKills(sent{-check, syscall.SIGKILL})
+	})
+	t.Run("refused", func(t *testing.T) {
+		h := first(t)
+		check := begin(h)
+		h.k.said[check] = []string{"app.conf: line 1: syntax error"}
+		h.k.exit(check, exitedWith(2))
+		h.reap()
+		h.wantRunning()
+		h.wantLog("level=WARN", "check failed; starting the child anyway", `command="/bin/sh -n"`, "code=2", `output="app.conf: line 1: syntax error"`)
+		h.advance(3 * remindEvery)
+		if n := h.logCount("refused by the check"); n != 0 {
+			t.Errorf("%d reminders of a refusal the child runs with, want none; log:\n%s", n, h.logs.String())
+		}
+	})
+	t.Run("cannot start", func(t *testing.T) {
+		h := first(t)
+		h.k.startErrs = map[string]error{"/bin/sh": syscall.EAGAIN}
+		h.s.begin(false)
+		h.wantRunning()
+		h.wantLog("level=WARN", "check failed; starting the child anyway", "resource temporarily unavailable")
+	})
+	t.Run("no verdict", func(t *testing.T) {
+		h := first(t)
+		check := begin(h)
+		h.k.unkillable = map[int]bool{-check: true}
+		h.advance(3*time.Second + 2*killWait - time.Millisecond)
+		if h.starts() != 0 {
+			t.Fatalf("the child started before the check could have ended; log:\n%s", h.logs.String())
+		}
+		h.advance(time.Millisecond)
+		h.wantRunning()
+		h.k.exit(check, signaled(syscall.SIGKILL)) // at last
+		h.reap()
+		if h.starts() != 1 {
+			t.Errorf("starts = %d after a late verdict, want 1", h.starts())
+		}
+	})
+	t.Run("TERM during the check", func(t *testing.T) {
+		h := first(t)
+		check := begin(h)
+		h.signal(syscall.SIGTERM)
+		h.wantDone(143)
+		h.wantKills(sent{-check, syscall.SIGKILL})
+		if h.starts() != 0 {
+			t.Errorf("starts = %d, want none after SIGTERM", h.starts())
+		}
+	})
+}
+
+// TestRefusedChangeRemembered proves that a change the check refused is
+// named again every minute while it is on disk and not what the child runs
+// with, and at manager's exit; and that it is forgotten once a later change
+// passes the check, once the files are again what the child runs with, and
+// once a child starts with them.
+func TestRefusedChangeRemembered(t *testing.T) {
+	const refused = "the configuration on disk was refused by the check; the next start will use it"
+	// refuse has the check refuse a change of the config to "bad".
+	refuse := func(t *testing.T, args ...string) (*harness, string) {
+		h, conf := watchHarness(t, append([]string{"-check", "/bin/sh -n"}, args...)...)
+		writeFile(t, conf, "bad")
+		h.polls(10)
+		h.k.exit(h.s.pipe.checkPid, exitedWith(1))
+		h.reap()
+		h.wantLog("level=WARN", "check failed; keeping the running child")
+		return h, conf
+	}
+	forgotten := func(h *harness) {
+		h.t.Helper()
+		h.advance(3 * remindEvery)
+		h.signal(syscall.SIGTERM)
+		if n := h.logCount(refused); n != 0 {
+			h.t.Errorf("%d reminders of a refusal that ended, want none; log:\n%s", n, h.logs.String())
+		}
+	}
+	t.Run("every minute, and at exit", func(t *testing.T) {
+		h, conf := refuse(t)
+		h.advance(remindEvery - time.Millisecond)
+		if n := h.logCount(refused); n != 0 {
+			t.Fatalf("a reminder within the minute; log:\n%s", h.logs.String())
+		}
+		h.advance(time.Millisecond)
+		h.wantLog("level=WARN", refused, "path="+conf, "for=1m0s")
+		h.advance(remindEvery)
+		h.wantLog("level=WARN", refused, "path="+conf, "for=2m0s")
+		pid := h.s.child.pid
+		h.signal(syscall.SIGTERM)
+		if n := h.logCount(refused); n != 3 {
+			t.Errorf("%d lines naming the refusal, want 3: two reminders, and at exit; log:\n%s", n, h.logs.String())
+		}
+		h.k.exit(pid, signaled(syscall.SIGTERM))
+		h.reap()
+		h.wantDone(143)
+		if n := h.logCount(refused); n != 3 {
+			t.Errorf("%d lines naming the refusal, want 3: named once at exit", n)
+		}
+	})
+	t.Run("until a change passes", func(t *testing.T) {
+		h, conf := refuse(t)
+		writeFile(t, conf, "good")
+		h.polls(10)
+		h.k.exit(h.s.pipe.checkPid, exitedWith(0))
+		h.reap()
+		h.k.exit(h.s.child.pid, signaled(syscall.SIGTERM))
+		h.reap()
+		h.wantRunning()
+		forgotten(h)
+	})
+	t.Run("until the files are what the child runs with", func(t *testing.T) {
+		h, conf := refuse(t)
+		writeFile(t, conf, "a")
+		h.polls(10)
+		h.wantLog("level=INFO", "config on disk is again what the child runs with", "path="+conf)
+		forgotten(h)
+	})
+	t.Run("until a child starts with them", func(t *testing.T) {
+		h, conf := refuse(t, "-restart", "always")
+		h.k.exit(h.s.child.pid, exitedWith(1))
+		h.reap()
+		h.advance(time.Second)
+		h.wantRunning()
+		h.wantLog("level=WARN", "child started with the configuration the check refused", "path="+conf)
+		forgotten(h)
+	})
+	t.Run("not by a restart on demand", func(t *testing.T) {
+		h, _ := watchHarness(t, "-check", "/bin/sh -n", "-restart-signal", "USR2")
+		h.signal(syscall.SIGUSR2)
+		h.k.exit(h.s.pipe.checkPid, exitedWith(1))
+		h.reap()
+		h.wantLog("check failed; keeping the running child")
+		forgotten(h)
+	})
+}
+
 func TestChangeDuringRestart(t *testing.T) {
 	h, conf := watchHarness(t)
 	old := h.s.child.pid
@@ -597,11 +823,14 @@ func TestReloadChildExitsWhileChangePending(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	_, helper := binaries(t)
-	p, _, conf := watchedApp(t, "", "-check", helper+" sleep")
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	writeFile(t, conf, "v1")
+	p := appUnderManager(t, conf, conf, "", "-check", helper+" check-config "+conf)
 	wantStarts(t, p, "v1")
 	child, _ := strconv.Atoi(p.stdout.wait(t, `^start pid=(\d+)`, time.Second)[1])
-	writeFile(t, conf, "v2")
-	p.stderr.wait(t, `msg="check started"`, 10*time.Second)
+	writeFile(t, conf, "hang") // a check that never ends
+	// The change's check: the first ran before the first start.
+	p.stderr.waitN(t, 2, `msg="check started"`, 10*time.Second)
 	syscall.Kill(child, syscall.SIGKILL)
 	if code := p.wait(10 * time.Second); code != 137 {
 		t.Errorf("exit code %d, want the child's 137", code)

@@ -113,7 +113,7 @@ func TestRestartOnDemand(t *testing.T) {
 		p.signal(syscall.SIGUSR2)
 		p.stderr.wait(t, `level=WARN msg="check failed; keeping the running child" command=".* exit 1" code=1`, 10*time.Second)
 		writeFile(t, conf, "v2") // the sentinel: refused too, and no restart before it
-		p.stderr.waitN(t, 2, `msg="check failed`, 10*time.Second)
+		p.stderr.waitN(t, 2, `msg="check failed; keeping the running child"`, 10*time.Second)
 		wantStarts(t, p, "v1")
 		stop(t, p)
 	})
