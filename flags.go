@@ -421,7 +421,8 @@ func parseDuration(name, v string, zeroOK bool) (time.Duration, error) {
 // two for the runtime's netpoller (epoll and an eventfd, taken at the first
 // timer: were they missing then, the runtime would crash), two for the pipe
 // through which fork reports exec's errors, and with -check, /dev/null and
-// a pipe for the check's output.
+// a pipe for the check's output. A start that gives the program the
+// terminal through /dev/tty needs one more (terminalNeedsDescriptor).
 const (
 	descriptorsNeeded      = 4
 	descriptorsNeededCheck = 7
@@ -435,6 +436,9 @@ func checkDescriptors(cfg *config) error {
 	need := descriptorsNeeded
 	if cfg.check != nil {
 		need = descriptorsNeededCheck
+	}
+	if terminalNeedsDescriptor() {
+		need++
 	}
 	var got []int
 	defer func() {

@@ -107,12 +107,28 @@ func runHelper(args []string) int {
 	case "orphans": // orphans N: leave N orphans that all exit at once; USR1 ends it with 3
 		n, _ := strconv.Atoi(arg(0))
 		return makeOrphans(n)
-	case "readline": // echo one line of standard input, then wait for more
+	case "readline", "readline-on-usr1": // echo one line of standard input (once SIGUSR1 came), then wait for more
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
 		ready()
+		if name == "readline-on-usr1" {
+			<-usr1
+		}
 		r := bufio.NewReader(os.Stdin)
 		line, err := r.ReadString('\n')
 		fmt.Printf("read: %q %v\n", strings.TrimSpace(line), err)
 		io.Copy(io.Discard, r)
+		return 0
+	case "readtty": // echo each line read from /dev/tty, the controlling terminal, there
+		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Fprintf(tty, "ready pid=%d\n", os.Getpid())
+		for sc := bufio.NewScanner(tty); sc.Scan(); {
+			fmt.Fprintf(tty, "tty read: %q\n", sc.Text())
+		}
 		return 0
 	case "env": // the environment a child is started with
 		cwd, _ := os.Getwd()

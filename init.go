@@ -45,6 +45,12 @@ type kernel interface {
 	// procs lists the processes of manager's PID namespace, and reports
 	// whether it could.
 	procs() ([]procInfo, bool)
+	// foreground returns the foreground process group of manager's
+	// controlling terminal: 0 when it has none, or none any more.
+	foreground() (pgid int, err error)
+	// giveTerminal makes pgid the foreground process group of manager's
+	// controlling terminal.
+	giveTerminal(pgid int) error
 }
 
 // osKernel is the real kernel.
@@ -54,6 +60,8 @@ func (osKernel) start(spec procSpec) (int, error)          { return launch(spec)
 func (osKernel) kill(pid int, sig syscall.Signal) error    { return syscall.Kill(pid, sig) }
 func (osKernel) reap(h func(int, syscall.WaitStatus)) bool { return reapAll(h) }
 func (osKernel) procs() ([]procInfo, bool)                 { return readProcs() }
+func (osKernel) foreground() (int, error)                  { return terminalForeground() }
+func (osKernel) giveTerminal(pgid int) error               { return giveTerminal(pgid) }
 
 // phase is where the supervisor is in the child's life. Each phase says
 // what may happen next; the fields below say only what is needed to do it.
@@ -113,6 +121,7 @@ type childState struct {
 	started time.Time // when it was started; zero before the first start
 	gen     int       // counts starts and exits: a hash or check belongs to the child it was asked for
 	job     bool      // manager stopped itself because the child was stopped at a terminal
+	term    bool      // its group was made the terminal's foreground group, and was last seen to be
 	atOnce  int       // a child that exited 0 within daemonWindow, by itself: the reap that saw it asks whether it left children; 0 otherwise
 	crashes int       // restarts of exited children in a row (-restart)
 	backoff backoff   // the wait before such a restart
@@ -128,6 +137,8 @@ type supervisor struct {
 	sys   kernel
 	fsys  osFS
 	pid1  bool          // manager is PID 1: leftovers are every process in the namespace
+	pgrp  int           // manager's own process group, the terminal's foreground group when manager is
+	tty   ttyState      // what manager knows of its controlling terminal
 	hash  func(hashJob) // starts hashing; the result comes back through onHashed
 	look  func(pollJob) // starts a look at the watched paths; the result comes back through onPolled
 	// relayed hands the end of a check's output to the loop, which takes
@@ -201,7 +212,8 @@ func supervise(cfg *config, log *logger, sigs *signals) int {
 	for _, sig := range sigs.ignored {
 		log.Info("signal ignored from the start; it stays ignored, also for the child", "signal", signalName(sig))
 	}
-	s.begin(ownsTerminal())
+	s.pgrp = syscall.Getpgrp()
+	s.begin()
 	ev := &events{chld: sigs.chld, shutdown: sigs.shutdown, forward: sigs.forward, hashed: hashed, polled: polled, relayed: relayed}
 	for s.phase != exited {
 		s.step(ev)
@@ -313,10 +325,10 @@ func (s *supervisor) lookAgainAt(t time.Time) {
 // begin resolves the command, records what the watched paths hold, and
 // starts the first child, after -check if there is one. If that fails, the
 // supervisor has exited with the code that says why.
-func (s *supervisor) begin(foreground bool) {
+func (s *supervisor) begin() {
 	path, err := resolveCommand(s.cfg.argv[0])
 	env := os.Environ()
-	s.spec = procSpec{path: path, argv: s.cfg.argv, env: env, files: []int{0, 1, 2}, foreground: foreground}
+	s.spec = procSpec{path: path, argv: s.cfg.argv, env: env, files: []int{0, 1, 2}}
 	if err != nil {
 		s.failStart(err)
 		return
@@ -369,7 +381,7 @@ func (s *supervisor) startChild(snap []stamp) {
 		}
 		s.pipe.startSnap = snap
 	}
-	pid, err := s.sys.start(s.spec)
+	pid, err := s.launchChild()
 	if err != nil {
 		if !startLacksResources(err) {
 			s.failStart(err)
@@ -390,9 +402,30 @@ func (s *supervisor) startChild(snap []stamp) {
 	s.startAt = time.Time{}
 	s.child.gen++
 	s.child.pid, s.child.pgid, s.child.started = pid, pid, s.clock.Now()
+	s.child.term = s.spec.foreground
 	s.phase = running
 	s.tear = teardown{}
 	s.log.Info("child started", "pid", pid, "command", s.spec.path)
+}
+
+// launchChild starts the child, its group made the terminal's foreground
+// group if manager's holds it now: asked before each start, since a shell's
+// foreground job may have become a background one (Ctrl-Z, bg), which must
+// leave the terminal to the shell. A terminal that was there when asked
+// but hung up before the child took it fails the start, which is made
+// again at once without it.
+func (s *supervisor) launchChild() (int, error) {
+	s.spec.foreground = s.holdsTerminal()
+	pid, err := s.sys.start(s.spec)
+	if err == nil || !s.spec.foreground || startLacksResources(err) {
+		return pid, err
+	}
+	s.spec.foreground = false
+	pid, again := s.sys.start(s.spec)
+	if again == nil {
+		s.loseTerminal(err)
+	}
+	return pid, again
 }
 
 // failStart ends the supervisor after the command could not be started.
@@ -465,6 +498,9 @@ func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 		}
 		s.log.Info("child exited", attrs...)
 	}
+	if s.phase == restarting {
+		s.reclaimTerminal()
+	}
 	// What the child left behind gets the stop signal and whatever remains
 	// of the grace period.
 	if s.signalLeftovers(s.cfg.stopSignal) {
@@ -473,13 +509,18 @@ func (s *supervisor) onChildExit(ws syscall.WaitStatus) {
 }
 
 // restartAfterExit schedules a restart of a child that exited by itself,
-// if -restart asks for one, and reports whether it did. The backoff is 1 s,
+// if -restart asks for one and it was not interrupted at the terminal, and
+// reports whether it did. The backoff is 1 s,
 // doubling up to 30 s, and so is the count of restarts in a row that
 // -restart's :N limits: both start again once a child has run for 30 s.
 // The exited child's group is stopped meanwhile, as at any restart.
 func (s *supervisor) restartAfterExit(ws syscall.WaitStatus, attrs []any) bool {
 	clean := ws.Exited() && ws.ExitStatus() == 0
 	if s.cfg.restartMode == restartNo || clean && s.cfg.restartMode == restartOnFailure {
+		return false
+	}
+	if s.interrupted(ws) {
+		s.log.Info("child interrupted at the terminal; not restarting it", attrs...)
 		return false
 	}
 	c := &s.child

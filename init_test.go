@@ -84,6 +84,10 @@ type fakeKernel struct {
 	said       map[int][]string
 	ended      map[int]bool
 	holdOutput bool
+
+	fg         int   // the terminal's foreground group; 0: no terminal
+	handoffErr error // what a start that takes the terminal fails with
+	gave       []int // the groups given the terminal by giveTerminal
 }
 
 type reaped struct {
@@ -108,13 +112,30 @@ func (k *fakeKernel) start(spec procSpec) (int, error) {
 	if err := k.startErrs[spec.path]; err != nil {
 		return 0, err
 	}
+	if spec.foreground && k.handoffErr != nil {
+		return 0, k.handoffErr
+	}
 	k.nextPid++
 	k.pgid[k.nextPid] = k.nextPid
 	k.ppid[k.nextPid] = 1
 	k.names[k.nextPid] = filepath.Base(spec.path)
 	k.started = append(k.started, spec)
 	k.specs[k.nextPid] = spec
+	if spec.foreground {
+		k.fg = k.nextPid
+	}
 	return k.nextPid, nil
+}
+
+func (k *fakeKernel) foreground() (int, error) { return k.fg, nil }
+
+func (k *fakeKernel) giveTerminal(pgid int) error {
+	if k.fg == 0 {
+		return errNoTerminal
+	}
+	k.fg = pgid
+	k.gave = append(k.gave, pgid)
+	return nil
 }
 
 func (k *fakeKernel) kill(pid int, sig syscall.Signal) error {
@@ -212,6 +233,9 @@ func (k *fakeKernel) takeKills() []sent {
 
 func exitedWith(code int) syscall.WaitStatus         { return syscall.WaitStatus(code << 8) }
 func signaled(sig syscall.Signal) syscall.WaitStatus { return syscall.WaitStatus(sig) }
+func stoppedBy(sig syscall.Signal) syscall.WaitStatus {
+	return syscall.WaitStatus(int(sig)<<8 | 0x7f)
+}
 
 func (s sent) String() string { return fmt.Sprintf("kill(%d, %s)", s.pid, signalName(s.sig)) }
 
@@ -242,7 +266,7 @@ type harness struct {
 func newHarness(t *testing.T, pid1 bool, args ...string) *harness {
 	t.Helper()
 	h := unstartedHarness(t, pid1, args...)
-	h.s.begin(false)
+	h.s.begin()
 	if check := h.s.pipe.checkPid; check != 0 {
 		h.k.exit(check, exitedWith(0))
 		h.reap()
@@ -375,6 +399,43 @@ func (h *harness) untilTimer() time.Duration {
 		h.t.Fatalf("the supervisor waits for no deadline; log:\n%s", h.logs.String())
 	}
 	return h.s.timer.(*fakeTimer).when.Sub(h.clock.now)
+}
+
+// Process groups of terminal tests: manager's own, and a shell's.
+const (
+	managerGroup = 42
+	shellGroup   = 7
+)
+
+// terminalHarness is an unstarted harness for args whose manager's group
+// is managerGroup, at a terminal whose foreground group is fg (0: none);
+// begin starts it.
+func terminalHarness(t *testing.T, fg int, args ...string) *harness {
+	t.Helper()
+	h := unstartedHarness(t, false, append([]string{"-config="}, append(args, "/bin/true")...)...)
+	h.s.pgrp, h.k.fg = managerGroup, fg
+	return h
+}
+
+// begin starts the harness's supervisor.
+func (h *harness) begin() {
+	h.t.Helper()
+	h.s.begin()
+	if h.s.phase == exited {
+		h.t.Fatalf("begin: not started; log:\n%s", h.logs.String())
+	}
+}
+
+// wantTerminal checks the foreground given to each start so far, in order.
+func (h *harness) wantTerminal(want ...bool) {
+	h.t.Helper()
+	var got []bool
+	for _, spec := range h.k.started {
+		got = append(got, spec.foreground)
+	}
+	if !slices.Equal(got, want) {
+		h.t.Errorf("starts given the terminal = %v, want %v", got, want)
+	}
 }
 
 // wantKills checks the signals sent since the last check.
@@ -645,7 +706,7 @@ func TestStartRetried(t *testing.T) {
 func TestFirstStartRetried(t *testing.T) {
 	h := unstartedHarness(t, false, "-config=", "-grace", "2s", "/bin/true")
 	h.k.startErr = syscall.EAGAIN
-	h.s.begin(false)
+	h.s.begin()
 	if h.s.phase != starting {
 		t.Fatalf("phase %v after a first start refused with EAGAIN, want starting; log:\n%s", h.s.phase, h.logs.String())
 	}
@@ -658,7 +719,7 @@ func TestFirstStartRetried(t *testing.T) {
 	t.Run("TERM before any child started", func(t *testing.T) {
 		h := unstartedHarness(t, false, "-config=", "-grace", "2s", "/bin/true")
 		h.k.startErr = syscall.EAGAIN
-		h.s.begin(false)
+		h.s.begin()
 		h.signal(syscall.SIGTERM)
 		h.wantDone(143)
 		h.wantKills()
@@ -736,4 +797,128 @@ func TestRetriesAreSeparate(t *testing.T) {
 	if h.starts() != 2 {
 		t.Errorf("starts = %d, want the restart despite the hash retry", h.starts())
 	}
+}
+
+func TestTerminalDecidedAtEachStart(t *testing.T) {
+	t.Run("a foreground manager gives each child the terminal", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup, "-restart", "always")
+		h.begin()
+		first := h.s.child.pid
+		if h.k.fg != first {
+			t.Errorf("foreground group %d after the start, want the child's %d", h.k.fg, first)
+		}
+		h.k.exit(first, exitedWith(1))
+		h.reap()
+		if h.k.fg != managerGroup {
+			t.Errorf("foreground group %d during the backoff, want manager's %d", h.k.fg, managerGroup)
+		}
+		h.advance(time.Second)
+		h.wantRunning()
+		h.wantTerminal(true, true)
+	})
+	t.Run("a background manager starts its child without the terminal", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup, "-restart", "always")
+		h.begin()
+		h.k.fg = shellGroup // Ctrl-Z, bg: the shell took the terminal back
+		h.k.exit(h.s.child.pid, exitedWith(1))
+		h.reap()
+		h.advance(time.Second)
+		h.wantRunning()
+		h.wantTerminal(true, false)
+		if h.k.fg != shellGroup || len(h.k.gave) != 0 {
+			t.Errorf("foreground group %d, given to %v; want the shell's %d, never given", h.k.fg, h.k.gave, shellGroup)
+		}
+	})
+	t.Run("a terminal that hung up is said gone once", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup, "-restart", "always")
+		h.begin()
+		for range 2 {
+			h.k.fg = 0
+			h.k.exit(h.s.child.pid, exitedWith(1))
+			h.reap()
+			h.advance(10 * time.Second)
+			h.wantRunning()
+		}
+		h.wantTerminal(true, false, false)
+		if n := strings.Count(h.logs.String(), `msg="terminal gone; the child runs without it"`); n != 1 {
+			t.Errorf("terminal gone said %d times, want once; log:\n%s", n, h.logs.String())
+		}
+	})
+	t.Run("a hand-off that fails is the same start without the terminal", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup)
+		h.k.handoffErr = syscall.ENOTTY
+		h.begin()
+		h.wantRunning()
+		h.wantTerminal(false)
+		h.wantLog("level=WARN", `msg="terminal gone; the child runs without it"`, `error="inappropriate ioctl for device"`)
+	})
+	t.Run("no terminal", func(t *testing.T) {
+		h := terminalHarness(t, 0)
+		h.begin()
+		h.wantTerminal(false)
+		if strings.Contains(h.logs.String(), "terminal") {
+			t.Errorf("a manager without a terminal speaks of one:\n%s", h.logs.String())
+		}
+	})
+}
+
+func TestInterruptedChildNotRestarted(t *testing.T) {
+	tests := []struct {
+		name    string
+		fg      int
+		ws      syscall.WaitStatus
+		restart bool
+	}{
+		{"Ctrl-C", managerGroup, signaled(syscall.SIGINT), false},
+		{`Ctrl-\`, managerGroup, signaled(syscall.SIGQUIT), false},
+		{"SIGTERM at a terminal", managerGroup, signaled(syscall.SIGTERM), true},
+		{"SIGINT without the terminal", shellGroup, signaled(syscall.SIGINT), true},
+		{"SIGINT without a terminal", 0, signaled(syscall.SIGINT), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := terminalHarness(t, tc.fg, "-restart", "always")
+			h.begin()
+			h.k.exit(h.s.child.pid, tc.ws)
+			h.reap()
+			if tc.restart {
+				h.advance(time.Second)
+				h.wantRunning()
+				return
+			}
+			h.wantDone(exitCode(tc.ws))
+			h.wantLog("child interrupted at the terminal; not restarting it", "signal="+signalName(tc.ws.Signal()))
+		})
+	}
+}
+
+func TestTerminalBetweenChildren(t *testing.T) {
+	t.Run("backoff", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup, "-restart", "always")
+		h.begin()
+		h.k.exit(h.s.child.pid, exitedWith(3))
+		h.reap()
+		if !slices.Equal(h.k.gave, []int{managerGroup}) {
+			t.Fatalf("terminal given to %v during the backoff, want manager's group %d", h.k.gave, managerGroup)
+		}
+		h.signal(syscall.SIGINT) // Ctrl-C, now manager's
+		h.wantDone(3)
+	})
+	t.Run("the old group being stopped", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup, "-restart", "always", "-grace", "60s")
+		h.begin()
+		pid := h.s.child.pid
+		left := h.k.spawn(pid)
+		h.k.exit(pid, exitedWith(0))
+		h.reap()
+		if h.k.fg != managerGroup {
+			t.Fatalf("foreground group %d while leftovers are stopped, want manager's %d", h.k.fg, managerGroup)
+		}
+		h.k.takeKills()
+		h.signal(syscall.SIGINT)
+		h.wantKills(sent{-pid, syscall.SIGINT}, sent{-pid, syscall.SIGCONT})
+		h.k.exit(left, signaled(syscall.SIGINT))
+		h.reap()
+		h.wantDone(0)
+	})
 }

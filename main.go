@@ -20,8 +20,14 @@
 // never taken for manager's.
 //
 // The program runs in its own process group with manager's environment,
-// working directory and standard streams. When standard input is a terminal
-// that manager holds in the foreground, the program is given the terminal.
+// working directory and standard streams. When manager's process group is
+// the foreground group of its controlling terminal (a shell's foreground
+// job, docker run -it), decided before each start, the program's group is
+// made the terminal's foreground group, whichever of the standard streams
+// is the terminal, if any; a manager in the background (Ctrl-Z, then bg)
+// starts it without the terminal, and fg hands the terminal over. Between
+// two programs manager holds the terminal itself, so that Ctrl-C reaches
+// it. A terminal that hangs up is gone: the next programs start without it.
 // Manager reaps every process that ends up as its child, also when it is not
 // PID 1 (it then registers as a child subreaper). Every signal manager can
 // catch is forwarded to the program, or to its process group with -group.
@@ -72,7 +78,9 @@
 //		non-zero exit or a death by signal, always after any exit. Restarts
 //		back off from 1s to 30s; with N, manager gives up after N restarts
 //		in a row and exits with the last code (default no: the program's
-//		exit is manager's exit).
+//		exit is manager's exit). A program that held the terminal and died
+//		of SIGINT or SIGQUIT (Ctrl-C, Ctrl-\) is not restarted: manager
+//		exits with 130 or 131, as without it.
 //	-group
 //		Forward signals to the program's process group, not the program alone.
 //	-remap-exit N

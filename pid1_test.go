@@ -385,8 +385,19 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 	return ptm, pts
 }
 
+// ioctl is ioctl(2) on f, through its raw connection: f.Fd would make
+// f's reads blocking, and a read blocked on a terminal's master side keeps
+// Close from closing it, and so from hanging the terminal up.
 func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
-	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), req, uintptr(arg)); e != 0 {
+	c, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var e syscall.Errno
+	if err := c.Control(func(fd uintptr) { _, _, e = syscall.Syscall(syscall.SYS_IOCTL, fd, req, uintptr(arg)) }); err != nil {
+		return err
+	}
+	if e != 0 {
 		return e
 	}
 	return nil

@@ -32,7 +32,7 @@ type procSpec struct {
 	argv       []string // argv[0] as the user wrote it
 	env        []string // manager's environment, read once
 	files      []int    // the new process's fds 0, 1, 2; -1 leaves one closed
-	foreground bool     // give it the terminal on fd 0
+	foreground bool     // make its group the foreground group of manager's controlling terminal
 
 	// relay, if set, gets each line that is not blank of what the process
 	// writes on its standard output and error, which then go to a pipe
@@ -168,6 +168,10 @@ func keepTail(tail []string, line string, length int) []string {
 	return tail
 }
 
+// errNoTerminal is a start that was to get the terminal when manager no
+// longer has one.
+var errNoTerminal = errors.New("no controlling terminal")
+
 // forkExec starts spec in a new process group. It never waits: the reaper
 // is the only waiter in manager.
 func forkExec(spec procSpec) (int, error) {
@@ -175,20 +179,26 @@ func forkExec(spec procSpec) (int, error) {
 	for i, fd := range spec.files {
 		files[i] = uintptr(fd) // -1 becomes a closed fd in the child
 	}
-	attr := &syscall.ProcAttr{
-		Env:   spec.env,
-		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Setpgid:   true,
-			Pdeathsig: syscall.SIGKILL,
-			// Foreground makes the child call tcsetpgrp on Ctty (fd 0 here)
-			// before exec; it fails the start when fd 0 is not a terminal,
-			// so it is only asked for when the terminal is manager's.
-			Foreground: spec.foreground,
-			Ctty:       0,
-		},
+	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if spec.foreground {
+		// Foreground makes the child call tcsetpgrp on Ctty, with its
+		// signals blocked, before it sets up its descriptors: Ctty is
+		// manager's descriptor (syscall.SysProcAttr), so /dev/tty opened
+		// close-on-exec serves when none of the standard streams is the
+		// terminal, and the program gets no descriptor it did not have.
+		fd, opened, err := openTerminal()
+		if fd < 0 {
+			if err == nil {
+				err = errNoTerminal
+			}
+			return 0, err
+		}
+		if opened {
+			defer syscall.Close(fd)
+		}
+		sys.Foreground, sys.Ctty = true, fd
 	}
-	return syscall.ForkExec(spec.path, spec.argv, attr)
+	return syscall.ForkExec(spec.path, spec.argv, &syscall.ProcAttr{Env: spec.env, Files: files, Sys: sys})
 }
 
 // errNotFound is a command name without a slash that no directory of PATH
@@ -329,28 +339,98 @@ func becomeSubreaper() error {
 	return nil
 }
 
-// ownsTerminal reports whether fd 0 is a terminal whose foreground process
-// group is manager's, the case in which the child must get the terminal for
-// job control, Ctrl-C and reads to work as without manager.
-func ownsTerminal() bool {
-	var pgrp int32
-	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCGPGRP, uintptr(unsafe.Pointer(&pgrp)))
-	return e == 0 && int(pgrp) == syscall.Getpgrp()
+// openTerminal returns a descriptor of manager's controlling terminal: the
+// first of its standard streams that is that terminal, or else /dev/tty,
+// opened for the caller to close. fd is -1 when manager has no controlling
+// terminal, or it hung up (the kernel then detaches it from the session, and
+// descriptors of it answer EIO); err says why /dev/tty could not be opened
+// for want of descriptors or memory.
+func openTerminal() (fd int, opened bool, err error) {
+	sid, _, _ := syscall.RawSyscall(syscall.SYS_GETSID, 0, 0, 0)
+	for std := 0; std <= 2; std++ {
+		// TIOCGSID answers ENOTTY on a terminal that is not the caller's
+		// controlling terminal (tty_ioctl(4)).
+		var s int32
+		if ioctlPtr(std, syscall.TIOCGSID, unsafe.Pointer(&s)) == nil && uintptr(s) == sid {
+			return std, false, nil
+		}
+	}
+	// O_NONBLOCK: a serial line without CLOCAL would make open wait for
+	// its carrier; the descriptor only serves for ioctls.
+	err = ignoringEINTR(func() (err error) {
+		fd, err = syscall.Open("/dev/tty", syscall.O_RDWR|syscall.O_NOCTTY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	switch {
+	case err == nil:
+		return fd, true, nil
+	case lacksResources(err):
+		return -1, false, &fs.PathError{Op: "open", Path: "/dev/tty", Err: err}
+	}
+	return -1, false, nil // ENXIO: no controlling terminal
 }
 
-// giveTerminal makes pgid the foreground process group of the terminal on
-// fd 0. From a background group, tcsetpgrp(3) raises SIGTTOU, which
-// manager catches, so the call would be restarted forever; the kernel lets
-// it through when the calling thread blocks SIGTTOU, which it does here,
-// on a thread of its own for the moment.
+// terminalForeground returns the foreground process group of manager's
+// controlling terminal, 0 when it has none.
+func terminalForeground() (int, error) {
+	fd, opened, err := openTerminal()
+	if fd < 0 {
+		return 0, err
+	}
+	if opened {
+		defer syscall.Close(fd)
+	}
+	var pgrp int32
+	if ioctlPtr(fd, syscall.TIOCGPGRP, unsafe.Pointer(&pgrp)) != nil {
+		return 0, nil // hung up since openTerminal looked
+	}
+	return int(pgrp), nil
+}
+
+// terminalNeedsDescriptor reports whether manager's next start would open
+// /dev/tty to give its program the terminal: manager's group is in the
+// terminal's foreground, and none of its standard streams is the terminal.
+func terminalNeedsDescriptor() bool {
+	fd, opened, _ := openTerminal()
+	if !opened {
+		return false
+	}
+	defer syscall.Close(fd)
+	var pgrp int32
+	return ioctlPtr(fd, syscall.TIOCGPGRP, unsafe.Pointer(&pgrp)) == nil && int(pgrp) == syscall.Getpgrp()
+}
+
+// giveTerminal makes pgid the foreground process group of manager's
+// controlling terminal. From a background group, tcsetpgrp(3) raises
+// SIGTTOU, which manager catches, so the call would be restarted forever;
+// the kernel lets it through when the calling thread blocks SIGTTOU, which
+// it does here, on a thread of its own for the moment.
 func giveTerminal(pgid int) error {
+	fd, opened, err := openTerminal()
+	if fd < 0 {
+		if err == nil {
+			err = errNoTerminal
+		}
+		return err
+	}
+	if opened {
+		defer syscall.Close(fd)
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	old := blockThreadSignals(syscall.SIGTTOU)
 	defer setThreadSignalMask(old)
 	p := int32(pgid)
-	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCSPGRP, uintptr(unsafe.Pointer(&p))); e != 0 {
-		return os.NewSyscallError("tcsetpgrp", e)
+	if err := ioctlPtr(fd, syscall.TIOCSPGRP, unsafe.Pointer(&p)); err != nil {
+		return os.NewSyscallError("tcsetpgrp", err)
+	}
+	return nil
+}
+
+// ioctlPtr is ioctl(2) with a pointer argument.
+func ioctlPtr(fd int, req uintptr, arg unsafe.Pointer) error {
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), req, uintptr(arg)); e != 0 {
+		return e
 	}
 	return nil
 }

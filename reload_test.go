@@ -193,7 +193,7 @@ func TestFirstCheck(t *testing.T) {
 	}
 	begin := func(h *harness) int {
 		h.t.Helper()
-		h.s.begin(false)
+		h.s.begin()
 		check := h.s.pipe.checkPid
 		if check == 0 || h.starts() != 0 {
 			h.t.Fatalf("check %d, %d children started; want a check before any child; log:\n%s", check, h.starts(), h.logs.String())
@@ -225,7 +225,7 @@ func TestFirstCheck(t *testing.T) {
 	t.Run("cannot start", func(t *testing.T) {
 		h := first(t)
 		h.k.startErrs = map[string]error{"/bin/sh": syscall.EAGAIN}
-		h.s.begin(false)
+		h.s.begin()
 		h.wantRunning()
 		h.wantLog("level=WARN", "check failed; starting the child anyway", "resource temporarily unavailable")
 	})

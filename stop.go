@@ -38,7 +38,7 @@ func (s *supervisor) onSignal(sig syscall.Signal) {
 		s.onRestartSignal(sig)
 	case (sig == syscall.SIGTERM || sig == syscall.SIGINT) && s.phase != stopping:
 		s.onStopSignal(sig)
-	case sig == syscall.SIGCONT && s.child.job:
+	case sig == syscall.SIGCONT && s.child.pid != 0:
 		s.resumeJob()
 	case slices.Contains(faultSignals[:], sig):
 		s.log.Warn("signal not forwarded: a fault signal names a fault of the process it is sent to; send it to the child's pid",
@@ -403,31 +403,148 @@ func parseStat(pid int, b []byte) (procInfo, bool) {
 	return procInfo{pid: pid, ppid: ppid, pgid: pgid, name: string(b[open+1 : end])}, true
 }
 
-// onChildStopped handles the child being stopped. At a terminal (a shell's
-// job, Ctrl-Z), the shell waits for manager, not for the child: manager
-// stops itself too, so that the shell sees its job stopped and gives the
-// prompt back, as dumb-init does. As PID 1 there is no such shell, and the
+// ttyState is what manager knows of its controlling terminal.
+type ttyState int
+
+const (
+	ttyUnasked ttyState = iota // not asked about yet
+	ttySeen                    // manager has one
+	ttyGone                    // it has none, or it hung up: never asked about again
+)
+
+// holdsTerminal reports whether manager's process group is the foreground
+// group of its controlling terminal: a shell's foreground job, or a
+// container's PID 1 given a terminal.
+func (s *supervisor) holdsTerminal() bool {
+	fg := s.terminalGroup()
+	return fg != 0 && fg == s.pgrp
+}
+
+// terminalGroup returns the foreground process group of manager's
+// controlling terminal, 0 when it has none. A terminal that hung up (ssh
+// lost, window closed) is gone for good: the kernel detached it from the
+// session, and its program, if it survived the SIGHUP, runs on without it.
+func (s *supervisor) terminalGroup() int {
+	if s.tty == ttyGone {
+		return 0
+	}
+	fg, err := s.sys.foreground()
+	switch {
+	case err != nil:
+		s.log.Warn("cannot reach the terminal", "error", err)
+	case fg != 0:
+		s.tty = ttySeen
+	case s.tty == ttySeen:
+		s.loseTerminal(errNoTerminal)
+	default:
+		s.tty = ttyGone
+	}
+	return fg
+}
+
+// loseTerminal forgets manager's controlling terminal, which hung up, and
+// says so once: every child from now on runs without it.
+func (s *supervisor) loseTerminal(err error) {
+	s.tty = ttyGone
+	s.log.Warn("terminal gone; the child runs without it", "error", err)
+}
+
+// reclaimTerminal takes the terminal back for manager's own group when the
+// child that held it has exited and another is to follow. The terminal's
+// foreground group would otherwise stay the exited child's, empty or left
+// to leftovers being stopped, and a Ctrl-C would reach nobody but them,
+// while manager's own SIGINT is what ends a backoff. The next child takes
+// the terminal when it starts. A terminal the shell took meanwhile (bg) is
+// the shell's.
+func (s *supervisor) reclaimTerminal() {
+	if !s.child.term {
+		return
+	}
+	s.child.term = false
+	if s.terminalGroup() != s.child.pgid {
+		return
+	}
+	if err := s.sys.giveTerminal(s.pgrp); err != nil {
+		s.log.Warn("cannot take the terminal back", "pid", s.pgrp, "error", err)
+	}
+}
+
+// interrupted reports whether the child, which held the terminal, died of
+// its Ctrl-C or Ctrl-\ (SIGINT, SIGQUIT): there they reach the child's group
+// only, never manager, so the user's way to end manager is to end the
+// child that way. Such a death is the user's choice, not a failure to
+// restart from, as systemd's Restart=on-failure spares a service's clean
+// signals.
+func (s *supervisor) interrupted(ws syscall.WaitStatus) bool {
+	return s.child.term && ws.Signaled() && (ws.Signal() == syscall.SIGINT || ws.Signal() == syscall.SIGQUIT)
+}
+
+// onChildStopped handles the child being stopped. At a terminal (Ctrl-Z,
+// or a read from the terminal by a child in the background), the shell
+// waits for manager, not for the child: manager stops itself too, so that
+// the shell sees its job stopped and gives the prompt back, as dumb-init
+// does. A child stopped for using the terminal while manager's own group
+// holds it, though, was started in the background and manager since
+// brought to the foreground: bash's fg sends a running job no SIGCONT, so
+// this is the first manager hears of it, and it hands the child the
+// terminal and continues it. As PID 1 there is no such shell, and the
 // kernel would not stop PID 1 anyway.
 func (s *supervisor) onChildStopped(sig syscall.Signal) {
 	s.log.Info("child stopped", "pid", s.child.pid, "signal", signalName(sig))
-	if !s.spec.foreground || s.pid1 || s.phase != running && s.phase != draining {
+	if s.pid1 || s.phase != running && s.phase != draining {
+		return
+	}
+	byTerminal := sig == syscall.SIGTTIN || sig == syscall.SIGTTOU
+	if !s.child.term {
+		s.passTerminal()
+		if s.child.term && byTerminal {
+			s.continueJob()
+			return
+		}
+	}
+	if !s.child.term && !byTerminal {
 		return
 	}
 	s.child.job = true
 	s.log.Info("stopping manager too, as the shell's job", "pid", os.Getpid())
-	syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+	s.sys.kill(os.Getpid(), syscall.SIGSTOP)
 }
 
-// resumeJob continues a child manager stopped with: the shell's fg or bg
-// continued manager. After fg, manager's group holds the terminal again, and
-// hands it back to the child's group, which the terminal stopped as a whole.
+// resumeJob handles SIGCONT while a child runs: the shell's fg or bg may
+// have continued manager, as its job. After fg, manager's group holds the
+// terminal, and hands it to the child's group (stopped as a whole by
+// Ctrl-Z, or started while manager was in the background). A child manager
+// stopped with is continued with its group; otherwise SIGCONT is forwarded.
 func (s *supervisor) resumeJob() {
+	job := s.child.job
 	s.child.job = false
-	if ownsTerminal() {
-		if err := giveTerminal(s.child.pgid); err != nil {
-			s.log.Warn("cannot give the terminal back to the child", "pid", -s.child.pgid, "error", err)
-		}
+	s.passTerminal()
+	if !job {
+		s.forward(syscall.SIGCONT)
+		return
 	}
+	s.continueJob()
+}
+
+// continueJob continues the child's group, which the terminal stopped as
+// a whole.
+func (s *supervisor) continueJob() {
 	s.log.Info("continuing child", "pid", -s.child.pgid)
 	s.signal(-s.child.pgid, syscall.SIGCONT)
+}
+
+// passTerminal hands the terminal to the child's group if manager's group
+// holds it, and records whether the child's group holds it now.
+func (s *supervisor) passTerminal() {
+	switch fg := s.terminalGroup(); fg {
+	case 0:
+	case s.pgrp:
+		err := s.sys.giveTerminal(s.child.pgid)
+		if err != nil {
+			s.log.Warn("cannot give the terminal to the child", "pid", -s.child.pgid, "error", err)
+		}
+		s.child.term = err == nil
+	default:
+		s.child.term = fg == s.child.pgid
+	}
 }

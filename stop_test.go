@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -483,5 +484,70 @@ func TestReusedGroupNumber(t *testing.T) {
 		h.reap()
 		h.wantDone(0)
 		h.wantLog("child exited 0 at once", fmt.Sprintf("pid=%d ", pid))
+	})
+}
+
+// TestJobControlDecisions proves the loop's job-control decisions at a
+// terminal: who stops, who is continued, and who gets the terminal.
+func TestJobControlDecisions(t *testing.T) {
+	self := os.Getpid() // manager stops itself as the shell's job
+	t.Run("Ctrl-Z stops manager too; fg gives the terminal back", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup)
+		h.begin()
+		pid := h.s.child.pid
+		h.k.queued = append(h.k.queued, reaped{pid, stoppedBy(syscall.SIGTSTP)})
+		h.reap()
+		h.wantKills(sent{self, syscall.SIGSTOP})
+		h.k.fg = managerGroup // fg: the shell gave manager's group the terminal
+		h.signal(syscall.SIGCONT)
+		h.wantKills(sent{-pid, syscall.SIGCONT})
+		if h.k.fg != pid {
+			t.Errorf("foreground group %d after fg, want the child's %d", h.k.fg, pid)
+		}
+	})
+	t.Run("bg continues the child without the terminal", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup, "-restart", "always")
+		h.begin()
+		pid := h.s.child.pid
+		h.k.queued = append(h.k.queued, reaped{pid, stoppedBy(syscall.SIGTSTP)})
+		h.reap()
+		h.k.fg = shellGroup
+		h.k.takeKills()
+		h.signal(syscall.SIGCONT)
+		h.wantKills(sent{-pid, syscall.SIGCONT})
+		h.k.exit(pid, signaled(syscall.SIGINT)) // not the terminal's Ctrl-C: restarted
+		h.reap()
+		h.advance(time.Second)
+		h.wantRunning()
+		h.wantTerminal(true, false)
+		if h.k.fg != shellGroup {
+			t.Errorf("foreground group %d, want the shell's %d", h.k.fg, shellGroup)
+		}
+	})
+	t.Run("a read from the background stops manager too", func(t *testing.T) {
+		h := terminalHarness(t, shellGroup)
+		h.begin()
+		h.k.queued = append(h.k.queued, reaped{h.s.child.pid, stoppedBy(syscall.SIGTTIN)})
+		h.reap()
+		h.wantKills(sent{self, syscall.SIGSTOP})
+	})
+	t.Run("a read after fg gets the terminal", func(t *testing.T) {
+		h := terminalHarness(t, shellGroup)
+		h.begin()
+		pid := h.s.child.pid
+		h.k.fg = managerGroup // fg sends a running job no SIGCONT
+		h.k.queued = append(h.k.queued, reaped{pid, stoppedBy(syscall.SIGTTIN)})
+		h.reap()
+		h.wantKills(sent{-pid, syscall.SIGCONT})
+		if h.k.fg != pid {
+			t.Errorf("foreground group %d, want the child's %d", h.k.fg, pid)
+		}
+	})
+	t.Run("a stop away from the terminal is the child's own", func(t *testing.T) {
+		h := terminalHarness(t, shellGroup)
+		h.begin()
+		h.k.queued = append(h.k.queued, reaped{h.s.child.pid, stoppedBy(syscall.SIGSTOP)})
+		h.reap()
+		h.wantKills()
 	})
 }
