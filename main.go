@@ -176,11 +176,25 @@ func run(args []string, sigs *signals, stderr *logWriter) int {
 		fmt.Fprintf(stderr, "manager: %v\n", err)
 		return exitUsage
 	}
-	if err := checkDescriptors(cfg); err != nil {
-		fmt.Fprintf(stderr, "manager: %v\n", err)
-		return exitUsage
+	// Sockets are bound before anything starts (exit 1 if they cannot
+	// be); the files of Unix sockets are removed however manager ends from
+	// here. Too few descriptors is a bad command line (exit 2).
+	inherited, mine, err := inheritSockets(os.LookupEnv, os.Getpid())
+	code := exitSockets
+	if err == nil {
+		code, err = exitUsage, checkDescriptors(cfg, len(cfg.listen)+len(inherited) > 0)
 	}
+	var socks *sockets
+	if err == nil {
+		code = exitSockets
+		socks, err = holdSockets(cfg, inherited, mine)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "manager: %v\n", err)
+		return code
+	}
+	defer socks.release()
 	prepareRuntime()
 	stderr.format.Store(cfg)
-	return supervise(cfg, newLogger(stderr, cfg), sigs)
+	return supervise(cfg, newLogger(stderr, cfg), sigs, socks)
 }
