@@ -128,8 +128,8 @@ func runHelper(args []string) int {
 		return serveSockets(args)
 	case "no-sockets": // exit 0 only with no socket and no LISTEN_ variable
 		return noSockets()
-	case "exec-masked": // exec-masked SIG,SIG... PROGRAM ARG...: exec PROGRAM with SIGs blocked
-		return execMasked(arg(0), args[1:])
+	case "exec-masked": // exec-masked BLOCK IGNORE PROGRAM ARG...: exec PROGRAM with signals blocked and ignored
+		return execMasked(arg(0), arg(1), args[2:])
 	case "id":
 		fmt.Printf("ready pid=%d uid=%d gid=%d\n", os.Getpid(), os.Getuid(), os.Getgid())
 		return 0

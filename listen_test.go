@@ -8,9 +8,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -424,17 +427,25 @@ func noSockets() int {
 	return 0
 }
 
-// execMasked is the helper "exec-masked SIG,... PROGRAM ARG...": it execs
-// PROGRAM with the SIGs blocked, as a parent may start manager.
-func execMasked(sigs string, argv []string) int {
+// execMasked is the helper "exec-masked BLOCK IGNORE PROGRAM ARG...": it
+// execs PROGRAM with the signals of BLOCK blocked and those of IGNORE
+// ignored (each a comma-separated list, or -), as a parent may start
+// manager.
+func execMasked(block, ignore string, argv []string) int {
 	runtime.LockOSThread()
-	var set uint64
-	for _, name := range strings.Split(sigs, ",") {
-		sig, err := parseSignal(name)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
+	signals := func(list string) (out []syscall.Signal) {
+		for _, name := range strings.Split(list, ",") {
+			if sig, err := parseSignal(name); err == nil {
+				out = append(out, sig)
+			}
 		}
+		return out
+	}
+	for _, sig := range signals(ignore) {
+		signal.Ignore(sig)
+	}
+	var set uint64
+	for _, sig := range signals(block) {
 		set |= 1 << (sig - 1)
 	}
 	const sigBlock = 0
@@ -611,4 +622,355 @@ func TestListenUnixSocketRestarts(t *testing.T) {
 	wantAnswer(t, "unix", path, pid, "web")
 	p.signal(syscall.SIGTERM)
 	p.wait(15 * time.Second)
+}
+
+// gunicornApp is the WSGI application of TestListenGunicorn: it answers
+// with the pid of gunicorn's master, which manager started.
+const gunicornApp = `import os
+
+
+def app(environ, start_response):
+    body = ("pid=%d\n" % os.getppid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+`
+
+// TestListenGunicorn proves, with Debian's gunicorn (which reads
+// LISTEN_FDS when LISTEN_PID is its pid), that restarts refuse no request
+// when manager holds the socket, and that the same restarts do refuse some
+// when gunicorn binds its port itself: three config changes, under clients
+// that open a connection per request and clients that keep theirs alive.
+func TestListenGunicorn(t *testing.T) {
+	integration(t)
+	gunicorn := requireTool(t, "gunicorn", "restarts without downtime with a real server")
+	held := runGunicorn(t, gunicorn, true)
+	own := runGunicorn(t, gunicorn, false)
+	t.Logf("-listen: %d requests, %d failed; gunicorn binding its own port: %d requests, %d failed",
+		held.total, held.failed, own.total, own.failed)
+	if held.failed != 0 {
+		t.Errorf("with -listen, %d of %d requests failed during restarts, want none; first error: %v", held.failed, held.total, held.first)
+	}
+	if own.failed == 0 {
+		t.Errorf("gunicorn binding its own port: no request of %d failed during restarts; the test shows no difference", own.total)
+	}
+}
+
+// loadResult counts the requests of a client loop.
+type loadResult struct {
+	total, failed int
+	first         error // the first failure
+}
+
+// runGunicorn runs gunicorn under manager, with -listen or binding its
+// port itself, restarts it three times by config changes under a load of
+// requests, and counts them.
+func runGunicorn(t *testing.T, gunicorn string, listen bool) loadResult {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "app.py"), gunicornApp)
+	conf := filepath.Join(dir, "other.conf") // a file the app does not read
+	writeFile(t, conf, "v0")
+	waitNotRacy(t, conf)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"-config", conf, "-poll", "100ms", "-debounce", "100ms"}
+	server := []string{"--", gunicorn, "--chdir", dir, "--workers", "2", "--worker-class", "gthread", "--threads", "4",
+		"--keep-alive", "5", "--graceful-timeout", "10"}
+	if listen {
+		args = append(args, "-listen", addr)
+	} else {
+		server = append(server, "--bind", addr)
+	}
+	p := startManager(t, runOpts{}, append(args, append(server, "app:app")...)...)
+	url := "http://" + addr + "/"
+
+	// The loop of clients, each noting which master answered.
+	seen := make(chan int, 1024)
+	stop := make(chan struct{})
+	results := make(chan loadResult)
+	client := func(keepAlive bool) {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive}}
+		var r loadResult
+		for {
+			select {
+			case <-stop:
+				c.CloseIdleConnections()
+				results <- r
+				return
+			default:
+			}
+			r.total++
+			resp, err := c.Get(url)
+			var body []byte
+			if err == nil {
+				body, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = errors.New(resp.Status)
+				}
+			}
+			if err != nil {
+				if r.failed++; r.first == nil {
+					r.first = err
+				}
+				time.Sleep(10 * time.Millisecond) // a refused port must not spin
+				continue
+			}
+			if pid, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(body)), "pid=")); err == nil {
+				select {
+				case seen <- pid:
+				default:
+				}
+			}
+		}
+	}
+	// The first master must answer before the load starts.
+	eventually(t, 30*time.Second, func() error {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	const clients = 4
+	for i := range clients {
+		go client(i%2 == 0)
+	}
+	answeredBy := func(pid int) {
+		t.Helper()
+		deadline := time.After(boundTimeout(t, 30*time.Second))
+		for {
+			select {
+			case got := <-seen:
+				if got == pid {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("master %d never answered; log:\n%s", pid, p.stderr)
+			}
+		}
+	}
+	answeredBy(p.childPid(1))
+	for i := 1; i <= 3; i++ {
+		writeFile(t, conf, fmt.Sprintf("v%d", i))
+		answeredBy(p.childPid(i + 1))
+	}
+	close(stop)
+	var sum loadResult
+	for range clients {
+		r := <-results
+		sum.total += r.total
+		sum.failed += r.failed
+		if sum.first == nil {
+			sum.first = r.first
+		}
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(30 * time.Second)
+	return sum
+}
+
+// TestListenInherited proves that sockets manager was started with by
+// socket activation (LISTEN_PID its pid) are passed on after those of
+// -listen, with LISTEN_PID rewritten for each program, named "unknown"
+// where LISTEN_FDNAMES names none; and that LISTEN_ variables meant for
+// another process reach the program as they are.
+func TestListenInherited(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	addr := l.Addr().String()
+	// sh's pid is manager's once it execs it.
+	activated := func(names string) runOpts {
+		return runOpts{files: []*os.File{f}, shell: "export LISTEN_PID=$$ LISTEN_FDS=1" + names}
+	}
+	t.Run("after those of -listen", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "own.sock")
+		p := startManager(t, activated(" LISTEN_FDNAMES=outer"), "-config=", "-listen", "own="+path,
+			"--", helper, "listen", "own:outer", "unix", "inet")
+		pid := listenOK(t, p, 1)
+		p.stderr.wait(t, `msg=listening fd=4 name=outer address=inherited`, time.Second)
+		wantAnswer(t, "unix", path, pid, "own")
+		wantAnswer(t, "tcp", addr, pid, "outer")
+		p.signal(syscall.SIGTERM)
+		p.wait(15 * time.Second)
+	})
+	t.Run("alone, unnamed", func(t *testing.T) {
+		p := startManager(t, activated(""), "-config=", "--", helper, "listen", "unknown", "inet")
+		wantAnswer(t, "tcp", addr, listenOK(t, p, 1), "unknown")
+		p.signal(syscall.SIGTERM)
+		p.wait(15 * time.Second)
+	})
+	t.Run("meant for another process", func(t *testing.T) {
+		vars := []string{"LISTEN_PID=1", "LISTEN_FDS=1", "LISTEN_FDNAMES=other"}
+		p := startManager(t, runOpts{env: vars}, "-config=", "--", helper, "env")
+		if code := p.wait(10 * time.Second); code != 0 {
+			t.Fatalf("exit code %d; log:\n%s", code, p.stderr)
+		}
+		for _, v := range vars {
+			if got := p.stdout.matching("^" + v + "$"); len(got) != 1 {
+				t.Errorf("the program did not get %s as it was; it printed:\n%s", v, p.stdout)
+			}
+		}
+	})
+}
+
+// TestListenRefused proves that a bad -listen or MANAGER_LISTEN exits 2,
+// and an address that cannot be bound exits 1, each with one line naming
+// it, before anything starts, leaving no socket file behind.
+func TestListenRefused(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	plain, sock := filepath.Join(dir, "plain"), filepath.Join(dir, "first.sock")
+	writeFile(t, plain, "")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"bad address", nil, []string{"-listen", "web=8080"}, 2, `manager: -listen "web=8080": want [NAME=]HOST:PORT, :PORT, [IPV6]:PORT or /PATH`},
+		{"bad host", nil, []string{"-listen", "::1:80"}, 2, `manager: -listen "::1:80": HOST must be an IP address (an IPv6 one in brackets) or localhost`},
+		{"bad variable", []string{"MANAGER_LISTEN=:80, a:b=:1"}, nil, 2, `manager: MANAGER_LISTEN "a:b=:1": NAME must be 1 to 255 printable ASCII characters, no ':'`},
+		{"port in use", nil, []string{"-listen", sock, "-listen", "web=" + busy.Addr().String()}, 1,
+			"manager: cannot listen on " + busy.Addr().String() + ": address already in use"},
+		{"no such directory", nil, []string{"-listen", dir + "/none/app.sock"}, 1, "manager: cannot listen on " + dir + "/none/app.sock: no such file or directory"},
+		{"not a socket", nil, []string{"-listen", plain}, 1, "manager: cannot listen on " + plain + ": the path exists and is not a socket"},
+		{"inherited, not open", nil, []string{"-config="}, 1, "manager: LISTEN_FDS=2: not that many descriptors open from 3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := runOpts{env: tc.env}
+			if tc.name == "inherited, not open" {
+				opts.shell = "export LISTEN_PID=$$ LISTEN_FDS=2"
+			}
+			p := startManager(t, opts, append(tc.args, "--", helper, "exit", "0")...)
+			if code := p.wait(10 * time.Second); code != tc.code {
+				t.Errorf("exit code %d, want %d", code, tc.code)
+			}
+			if got := p.stderr.String(); got != tc.want {
+				t.Errorf("manager printed %q, want the one line %q", got, tc.want)
+			}
+			if got := p.stdout.String(); got != "" {
+				t.Errorf("the program ran and printed %q", got)
+			}
+			if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s left behind: %v", sock, err)
+			}
+		})
+	}
+}
+
+// TestListenCheckGetsNothing proves that -check gets no socket and no
+// LISTEN_ variable, also when manager was started with some meant for
+// another process, while the program gets its own.
+func TestListenCheckGetsNothing(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	writeFile(t, conf, "v1")
+	waitNotRacy(t, conf)
+	p := startManager(t, runOpts{env: []string{"LISTEN_PID=1", "LISTEN_FDS=3", "LISTEN_FDNAMES=a:b:c"}},
+		"-config", conf, "-poll", "100ms", "-debounce", "100ms", "-check", helper+" no-sockets",
+		"-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--", helper, "listen", "listen", "inet")
+	listenOK(t, p, 1)
+	writeFile(t, conf, "v2")
+	p.stderr.wait(t, `msg="check (passed|failed)"`, 20*time.Second)
+	if got := p.stderr.matching(`check failed|check output`); len(got) > 0 {
+		t.Fatalf("the check found sockets or their variables:\n%s", strings.Join(got, "\n"))
+	}
+	listenOK(t, p, 2)
+	p.signal(syscall.SIGTERM)
+	p.wait(15 * time.Second)
+}
+
+// TestListenSameSignals proves that a program started through the shim
+// sees the signals blocked and ignored that it sees without -listen, with
+// manager itself started with some blocked and some ignored. (TERM, which
+// the Go runtime unblocks on its threads, reaches neither blocked.)
+func TestListenSameSignals(t *testing.T) {
+	integration(t)
+	manager, helper := binaries(t)
+	masks := func(listen ...string) string {
+		t.Helper()
+		args := append([]string{"exec-masked", "USR1,WINCH,ALRM,TERM", "HUP,TSTP,QUIT,USR2,PIPE", manager, "-config="}, listen...)
+		cmd := exec.Command(helper, append(args, "--", helper, "env")...)
+		cmd.Env = append(os.Environ(), "FLUSH_HELPER=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		p := startCmd(t, cmd, nil)
+		if code := p.wait(10 * time.Second); code != 0 {
+			t.Fatalf("exit code %d; log:\n%s", code, p.stderr)
+		}
+		return strings.Join(p.stdout.matching(`^sig(ign|blk)=`), " ")
+	}
+	without := masks()
+	with := masks("-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	t.Logf("without -listen: %s; with: %s", without, with)
+	if with != without || !strings.Contains(with, "sigblk=0000000008002200") {
+		t.Errorf("with -listen the program starts with %s, without %s; want the same, USR1, WINCH and ALRM blocked", with, without)
+	}
+}
+
+// TestListenManagerKilledChildDies proves that through the shim the
+// parent-death signal still holds: manager killed by SIGKILL, the program
+// dies.
+func TestListenManagerKilledChildDies(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	p := startManager(t, runOpts{}, "-config=", "-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--", helper, "listen", "listen", "inet")
+	child := listenOK(t, p, 1)
+	p.signal(syscall.SIGKILL)
+	p.wait(5 * time.Second)
+	eventually(t, 5*time.Second, func() error {
+		if alive(child) {
+			return fmt.Errorf("program %d outlives manager killed by SIGKILL", child)
+		}
+		return nil
+	})
+}
+
+// TestListenStartFailures proves that an exec that fails in the shim ends
+// manager as one that fails without it: the same code, the same line.
+func TestListenStartFailures(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	noInterpreter, garbage := filepath.Join(dir, "script"), filepath.Join(dir, "garbage")
+	if err := os.WriteFile(noInterpreter, []byte("#!/no/such/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(garbage, []byte("\x00\x01\x02 not a program"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		command string
+		code    int
+	}{{noInterpreter, 127}, {garbage, 126}} {
+		var lines []string
+		for _, args := range [][]string{{"-config="}, {"-config=", "-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}} {
+			p := startManager(t, runOpts{}, append(args, "--", tc.command)...)
+			if code := p.wait(10 * time.Second); code != tc.code {
+				t.Errorf("manager %q -- %s: exit code %d, want %d", args, tc.command, code, tc.code)
+			}
+			line := p.stderr.wait(t, `level=ERROR (msg=exiting .*)`, time.Second)[1]
+			lines = append(lines, line)
+		}
+		if lines[0] != lines[1] {
+			t.Errorf("%s: without -listen %q, with %q; want the same", tc.command, lines[0], lines[1])
+		}
+	}
 }
