@@ -974,3 +974,84 @@ func TestListenStartFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestListenTerminal proves that through the shim the program still gets
+// the terminal: it reads from it, and Ctrl-C reaches it.
+func TestListenTerminal(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	ptm, pts := openPTY(t)
+	p := startManager(t, runOpts{stdin: pts, attr: func(a *syscall.SysProcAttr) {
+		a.Setpgid = false
+		a.Setsid, a.Setctty, a.Ctty = true, true, 0
+	}}, "-config=", "-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--", helper, "readline")
+	pts.Close()
+	term := readLines(ptm)
+	p.stdout.wait(t, "^ready", 10*time.Second)
+	if _, err := ptm.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	p.stdout.wait(t, `^read: "hello" <nil>`, 5*time.Second)
+	if _, err := ptm.Write([]byte{3}); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	if code := p.wait(5 * time.Second); code != 130 {
+		t.Fatalf("exit code %d after Ctrl-C, want 130; terminal:\n%s", code, term)
+	}
+}
+
+// TestListenTinyNofile proves that under a tiny RLIMIT_NOFILE, manager
+// with sockets either works or exits 2 with one line saying why.
+func TestListenTinyNofile(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	for _, n := range []int{5, 8, 12, 16} {
+		t.Run(fmt.Sprintf("nofile=%d", n), func(t *testing.T) {
+			t.Parallel()
+			p := startManager(t, runOpts{shell: fmt.Sprintf("ulimit -n %d", n)}, "-config=",
+				"-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-listen", filepath.Join(t.TempDir(), "s"),
+				"--", helper, "listen", "listen:listen", "inet", "unix")
+			<-waitChan(p.stdout, `^listen (ok|bad)`)
+			if len(p.stdout.matching(`^listen`)) == 0 { // manager ended first
+				code := p.wait(10 * time.Second)
+				if out := p.stderr.String(); code != 2 || strings.Count(out, "\n") != 0 || !strings.Contains(out, "RLIMIT_NOFILE") {
+					t.Fatalf("exit code %d, standard error:\n%s\nwant it to work, or exit 2 with one line naming RLIMIT_NOFILE", code, out)
+				}
+				if n >= 12 { // 0 to 2, the 8 it needs, and one for a descriptor this test may have inherited
+					t.Fatalf("refused to run at nofile=%d, which leaves the 8 descriptors it needs: %s", n, p.stderr)
+				}
+				return
+			}
+			listenOK(t, p, 1)
+			p.signal(syscall.SIGTERM)
+			if code := p.wait(10 * time.Second); code != 0 || strings.Contains(p.stderr.String(), "goroutine ") {
+				t.Fatalf("exit code %d, want 0; log:\n%s", code, p.stderr)
+			}
+		})
+	}
+}
+
+// TestListenWithoutProc proves that where /proc is not mounted, manager
+// starts programs with their sockets through the binary it was started as.
+func TestListenWithoutProc(t *testing.T) {
+	integration(t)
+	_, helper := binaries(t)
+	if os.Getuid() != 0 {
+		skipTest(t, "hiding /proc takes a mount namespace, which needs root; this test runs as uid %d", os.Getuid())
+	}
+	p := startManager(t, runOpts{
+		// A tmpfs over /proc, in a mount namespace of manager's own that
+		// shares nothing back.
+		shell: "mount --make-rprivate / && mount -t tmpfs none /proc",
+		attr:  func(a *syscall.SysProcAttr) { a.Cloneflags |= syscall.CLONE_NEWNS },
+	}, "-config=", "-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--", helper, "env")
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d; log:\n%s", code, p.stderr)
+	}
+	want := fmt.Sprintf("LISTEN_PID=%d", p.childPid(1))
+	for _, v := range []string{want, "LISTEN_FDS=1", "LISTEN_FDNAMES=listen"} {
+		if got := p.stdout.matching("^" + v + "$"); len(got) != 1 {
+			t.Errorf("the program's environment lacks %s; it printed:\n%s", v, p.stdout)
+		}
+	}
+}
