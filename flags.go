@@ -45,6 +45,8 @@ type config struct {
 
 	logFormat string
 	logLevel  level
+
+	listen []listenAddr // -listen, in the order given; nil means no socket
 }
 
 // restartMode says which exits of a child that ends by itself are followed
@@ -129,9 +131,11 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 		showVersion   = fs.Bool("version", false, "")
 		configs       listFlag
 		remaps        listFlag
+		listens       listFlag
 	)
 	fs.Var(&configs, "config", "")
 	fs.Var(&remaps, "remap-exit", "")
+	fs.Var(&listens, "listen", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -241,6 +245,13 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 		}
 		c.remap[n] = true
 	}
+	for _, v := range listens.values {
+		a, err := parseListen(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", name("listen"), v, err)
+		}
+		c.listen = append(c.listen, a)
+	}
 	switch *logFormat {
 	case "text", "json":
 		c.logFormat = *logFormat
@@ -269,7 +280,7 @@ func envName(flag string) string {
 // image sets (Dockerfile ENV, a Kubernetes env: entry) but can empty it; the
 // exception is MANAGER_CONFIG, where empty means watch nothing, as an empty
 // -config does. Repeatable flags take lists: MANAGER_CONFIG separated by ":"
-// as PATH is, MANAGER_REMAP_EXIT by ",".
+// as PATH is, MANAGER_REMAP_EXIT and MANAGER_LISTEN by ",".
 func applyEnvironment(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (map[string]string, error) {
 	source := map[string]string{}
 	fs.Visit(func(f *flag.Flag) { source[f.Name] = "-" + f.Name })
@@ -288,11 +299,11 @@ func applyEnvironment(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) (
 		switch f.Name {
 		case "config":
 			values = strings.Split(v, ":")
-		case "remap-exit":
+		case "remap-exit", "listen":
 			values = nil
-			for _, code := range strings.Split(v, ",") {
-				if code = strings.TrimSpace(code); code != "" {
-					values = append(values, code)
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					values = append(values, item)
 				}
 			}
 		}
@@ -422,23 +433,31 @@ func parseDuration(name, v string, zeroOK bool) (time.Duration, error) {
 // timer: were they missing then, the runtime would crash), two for the pipe
 // through which fork reports exec's errors, and with -check, /dev/null and
 // a pipe for the check's output. A start that gives the program the
-// terminal through /dev/tty needs one more (terminalNeedsDescriptor).
+// terminal through /dev/tty needs one more (terminalNeedsDescriptor). With
+// sockets, one for each of -listen, and two for the pipe through which the
+// shim reports its exec's errors.
 const (
 	descriptorsNeeded      = 4
 	descriptorsNeededCheck = 7
+	descriptorsNeededShim  = 2
 )
 
 // checkDescriptors makes sure manager can run under its RLIMIT_NOFILE: it
 // tries to open the descriptors it will need, then closes them. A file
 // descriptor that lacks later, for a moment (a file opened for hashing
-// while a child starts), only delays that start or hash.
-func checkDescriptors(cfg *config) error {
+// while a child starts), only delays that start or hash. Programs are
+// started through the shim when manager holds sockets, its own or
+// inherited ones (shim).
+func checkDescriptors(cfg *config, shim bool) error {
 	need := descriptorsNeeded
 	if cfg.check != nil {
 		need = descriptorsNeededCheck
 	}
 	if terminalNeedsDescriptor() {
 		need++
+	}
+	if shim {
+		need += len(cfg.listen) + descriptorsNeededShim
 	}
 	var got []int
 	defer func() {
@@ -485,15 +504,20 @@ stops gracefully and restarts COMMAND when its configuration changes.
                            N restarts in a row (default no)
   -group                   forward signals to the program's process group
   -remap-exit N            report exit code N as 0; repeatable
+  -listen [NAME=]ADDRESS   hold a listening socket across restarts: HOST:PORT,
+                           :PORT, [IPV6]:PORT or /PATH (Unix); repeatable; the
+                           program gets them as fd 3, 4, ... with LISTEN_FDS
   -log-format text|json    log format on stderr (default text)
   -log-level LEVEL         debug, info, warn or error (default info)
   -version                 print the version and exit
 
 Every flag but -version can also be set in the environment as
-MANAGER_<FLAG>, e.g. MANAGER_STOP_SIGNAL=QUIT; lists are MANAGER_CONFIG=a:b
-and MANAGER_REMAP_EXIT=143,0. A flag on the command line wins.
+MANAGER_<FLAG>, e.g. MANAGER_STOP_SIGNAL=QUIT; lists are MANAGER_CONFIG=a:b,
+MANAGER_REMAP_EXIT=143,0 and MANAGER_LISTEN=:80,/run/app.sock. A flag on
+the command line wins.
 
 Signals: HUP, SIGHUP, hup or 1. Exit codes: the program's own, 128+N if
 signal N killed it, 127 if COMMAND is not found, 126 if it cannot be
-executed, 2 for a bad command line or MANAGER_ variable.
+executed, 2 for a bad command line or MANAGER_ variable, 1 if a socket
+cannot be bound or held.
 `

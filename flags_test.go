@@ -73,6 +73,16 @@ func field(c *config, name string) string {
 		return c.logFormat
 	case "logLevel":
 		return c.logLevel.String()
+	case "listen":
+		var out []string
+		for _, a := range c.listen {
+			addr := a.path
+			if addr == "" {
+				addr = a.host + ":" + strconv.Itoa(a.port)
+			}
+			out = append(out, a.name+"="+addr)
+		}
+		return fmt.Sprintf("%q", out)
 	}
 	panic("no config field " + name)
 }
@@ -139,6 +149,11 @@ var argsCases = []argsCase{
 	{"MANAGER_RESTART_SIGNAL", nil, env{"MANAGER_RESTART_SIGNAL": "USR1"}, "restartSignal", "SIGUSR1"},
 	{"MANAGER_LOG_FORMAT", nil, env{"MANAGER_LOG_FORMAT": "json"}, "logFormat", "json"},
 	{"MANAGER_LOG_LEVEL", nil, env{"MANAGER_LOG_LEVEL": "debug"}, "logLevel", "DEBUG"},
+	{"MANAGER_LISTEN", nil, env{"MANAGER_LISTEN": "web=:8080"}, "listen", `["web=:8080"]`},
+	{"MANAGER_LISTEN list", nil, env{"MANAGER_LISTEN": " :80, /run/a.sock ,"}, "listen", `["listen=:80" "listen=/run/a.sock"]`},
+	{"-listen repeatable", []string{"-listen", "a=:1", "-listen", "[::1]:2"}, nil, "listen", `["a=:1" "listen=[::1]:2"]`},
+	{"-listen wins", []string{"-listen", ":1"}, env{"MANAGER_LISTEN": "bad"}, "listen", `["listen=:1"]`},
+	{"no -listen", nil, nil, "listen", `[]`},
 
 	// An empty variable is unset: it is how a container takes back what
 	// its image set, since it cannot unset it.
@@ -318,6 +333,7 @@ func TestEnvironmentMirrorsFlags(t *testing.T) {
 		"remap-exit":     {"143", "256"},
 		"log-format":     {"json", "xml"},
 		"log-level":      {"debug", "trace"},
+		"listen":         {"web=127.0.0.1:8080", "127.0.0.1"},
 	}
 	defaults, err := parseArgs(nil)
 	if err != nil {
@@ -377,7 +393,7 @@ func TestOnlyManagerVariablesAreRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"MANAGER_CHECK", "MANAGER_COMMAND", "MANAGER_CONFIG", "MANAGER_DEBOUNCE", "MANAGER_GRACE",
-		"MANAGER_GROUP", "MANAGER_LOG_FORMAT", "MANAGER_LOG_LEVEL", "MANAGER_POLL", "MANAGER_RELOAD_SIGNAL",
+		"MANAGER_GROUP", "MANAGER_LISTEN", "MANAGER_LOG_FORMAT", "MANAGER_LOG_LEVEL", "MANAGER_POLL", "MANAGER_RELOAD_SIGNAL",
 		"MANAGER_REMAP_EXIT", "MANAGER_RESTART", "MANAGER_RESTART_SIGNAL", "MANAGER_STOP_DELAY", "MANAGER_STOP_SIGNAL"}
 	if slices.Sort(asked); !slices.Equal(asked, want) {
 		t.Errorf("parseConfig read %q, want %q", asked, want)
@@ -417,6 +433,11 @@ func configProblem(c *config) string {
 		return fmt.Sprintf("log level %v", c.logLevel)
 	case c.remap == nil:
 		return "remap: nil map"
+	}
+	for _, a := range c.listen {
+		if p := listenProblem(a); p != "" {
+			return p
+		}
 	}
 	for code := range c.remap {
 		if code < 0 || code > 255 {
@@ -487,6 +508,7 @@ func FuzzParseArgs(f *testing.F) {
 		{"-stop-signal", "65"}, {"-stop-signal", "0"}, {"-check", "  "}, {"-check", "no-such-validator -t"},
 		{"-remap-exit", "x"}, {"-remap-exit", "256"}, {"-log-format", "xml"}, {"-log-level", "trace"},
 		{"-log-level", "info+2"}, {"-group=maybe"}, {"-grace", "0s", "-check", "/bin/true"},
+		{"-listen", "web=[::1]:80"}, {"-listen", "/run/a=b.sock"}, {"-listen", "x:=1.2.3.4:5"},
 		{"-h"}, {"--help"}, {"-version"}, {"-version=false", "app"},
 	} {
 		f.Add(joinNUL(args), "")

@@ -134,12 +134,18 @@ func runHelper(args []string) int {
 		cwd, _ := os.Getwd()
 		fmt.Printf("FLUSH_TEST_VAR=%s\ncwd=%s\nsigign=%s\nsigblk=%s\n", os.Getenv("FLUSH_TEST_VAR"), cwd,
 			statusField("self", "SigIgn"), statusField("self", "SigBlk"))
-		for _, kv := range os.Environ() { // manager's own configuration
-			if strings.HasPrefix(kv, "MANAGER_") {
+		for _, kv := range os.Environ() { // manager's own configuration, and the sockets'
+			if strings.HasPrefix(kv, "MANAGER_") || strings.HasPrefix(kv, "LISTEN_") {
 				fmt.Println(kv)
 			}
 		}
 		return 0
+	case "listen": // listen NAMES FAMILY... [unlink PATH]: check the sockets strictly, then answer on each
+		return serveSockets(args)
+	case "no-sockets": // exit 0 only with no socket and no LISTEN_ variable
+		return noSockets()
+	case "exec-masked": // exec-masked BLOCK IGNORE PROGRAM ARG...: exec PROGRAM with signals blocked and ignored
+		return execMasked(arg(0), arg(1), args[2:])
 	case "id":
 		fmt.Printf("ready pid=%d uid=%d gid=%d\n", os.Getpid(), os.Getuid(), os.Getgid())
 		return 0
@@ -507,6 +513,8 @@ type runOpts struct {
 	// shell, if set, is a sh(1) snippet run just before manager is
 	// exec'd in its place (same pid), e.g. "ulimit -n 7".
 	shell string
+	// files are manager's descriptors 3, 4, …
+	files []*os.File
 }
 
 // watchedCmd is a started command whose output lines can be waited for.
@@ -611,6 +619,7 @@ func startManager(t *testing.T, o runOpts, args ...string) *proc {
 	cmd.Env = append(os.Environ(), "FLUSH_HELPER=1")
 	cmd.Env = append(cmd.Env, o.env...)
 	cmd.Stdin = o.stdin
+	cmd.ExtraFiles = o.files
 	cmd.Dir = o.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if o.pid1 {

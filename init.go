@@ -147,6 +147,7 @@ type supervisor struct {
 
 	spec      procSpec // how the child is started
 	checkSpec procSpec // how -check is started
+	socks     *sockets // the sockets each child gets; nil for none
 
 	phase phase
 	child childState
@@ -188,10 +189,12 @@ type events struct {
 	relayed  <-chan outputEnd // the end of a check's output
 }
 
-// supervise runs manager: it starts the child and loops over events until
-// the child and everything it left behind are gone, and returns the exit code.
-func supervise(cfg *config, log *logger, sigs *signals) int {
+// supervise runs manager: it starts the child, with socks if not nil, and
+// loops over events until the child and everything it left behind are
+// gone, and returns the exit code.
+func supervise(cfg *config, log *logger, sigs *signals, socks *sockets) int {
 	s := newSupervisor(cfg, log, realClock{}, osKernel{}, osFS{racyWindow}, os.Getpid() == 1)
+	s.socks = socks
 	hashed := make(chan hashResult, 1) // one hash at a time: a send never waits
 	s.hash = func(job hashJob) {
 		go func() { hashed <- hashNow(s.fsys, job) }()
@@ -213,6 +216,7 @@ func supervise(cfg *config, log *logger, sigs *signals) int {
 		log.Info("signal ignored from the start; it stays ignored, also for the child", "signal", signalName(sig))
 	}
 	s.pgrp = syscall.Getpgrp()
+	s.logSockets()
 	s.begin()
 	ev := &events{chld: sigs.chld, shutdown: sigs.shutdown, forward: sigs.forward, hashed: hashed, polled: polled, relayed: relayed}
 	for s.phase != exited {
@@ -329,6 +333,9 @@ func (s *supervisor) begin() {
 	path, err := resolveCommand(s.cfg.argv[0])
 	env := os.Environ()
 	s.spec = procSpec{path: path, argv: s.cfg.argv, env: env, files: []int{0, 1, 2}}
+	if s.socks != nil {
+		env = s.socks.prepare(&s.spec, env) // the check gets no socket, no LISTEN_ variable
+	}
 	if err != nil {
 		s.failStart(err)
 		return
@@ -381,6 +388,7 @@ func (s *supervisor) startChild(snap []stamp) {
 		}
 		s.pipe.startSnap = snap
 	}
+	s.refreshSockets()
 	pid, err := s.launchChild()
 	if err != nil {
 		if !startLacksResources(err) {

@@ -32,7 +32,12 @@ type procSpec struct {
 	argv       []string // argv[0] as the user wrote it
 	env        []string // manager's environment, read once
 	files      []int    // the new process's fds 0, 1, 2; -1 leaves one closed
+	extra      []int    // its fds 3, 4, …: the sockets it gets
 	foreground bool     // make its group the foreground group of manager's controlling terminal
+
+	// shim, if set, is manager's own binary, which starts the process so
+	// that LISTEN_PID can be its pid (listen.go); "" execs it directly.
+	shim string
 
 	// relay, if set, gets each line that is not blank of what the process
 	// writes on its standard output and error, which then go to a pipe
@@ -61,9 +66,13 @@ type outputEnd struct {
 // long as manager, and the signal means "manager died", even by SIGKILL.
 func launch(spec procSpec) (int, error) { return startRelayed(spec) }
 
-// startRelayed starts spec, with a pipe for its output if it has a relay.
+// startRelayed starts spec, with a pipe for its output if it has a relay,
+// through the shim if it has one.
 func startRelayed(spec procSpec) (int, error) {
-	if spec.relay == nil {
+	switch {
+	case spec.shim != "":
+		return startShimmed(spec)
+	case spec.relay == nil:
 		return forkExec(spec)
 	}
 	var p [2]int
@@ -175,9 +184,9 @@ var errNoTerminal = errors.New("no controlling terminal")
 // forkExec starts spec in a new process group. It never waits: the reaper
 // is the only waiter in manager.
 func forkExec(spec procSpec) (int, error) {
-	files := make([]uintptr, len(spec.files))
-	for i, fd := range spec.files {
-		files[i] = uintptr(fd) // -1 becomes a closed fd in the child
+	files := make([]uintptr, 0, len(spec.files)+len(spec.extra))
+	for _, fd := range append(spec.files[:len(spec.files):len(spec.files)], spec.extra...) {
+		files = append(files, uintptr(fd)) // -1 becomes a closed fd in the child
 	}
 	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if spec.foreground {
