@@ -179,6 +179,7 @@ func (k *fakeKernel) procs() ([]procInfo, bool) {
 		}
 		ps = append(ps, procInfo{pid: pid, ppid: ppid, pgid: g, name: k.names[pid]})
 	}
+	slices.SortFunc(ps, func(a, b procInfo) int { return a.pid - b.pid }) // as /proc lists them
 	return ps, true
 }
 

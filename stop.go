@@ -258,7 +258,12 @@ func (s *supervisor) census(target int) (own, outside []procInfo, ok bool) {
 		return nil, nil, false
 	}
 	if target != -1 {
-		return slices.DeleteFunc(ps, func(p procInfo) bool { return p.pgid != -target }), nil, true
+		for _, p := range ps {
+			if p.pgid == -target {
+				own = append(own, p)
+			}
+		}
+		return own, nil, true
 	}
 	own, outside = splitOutsiders(ps)
 	return own, outside, true
@@ -288,10 +293,10 @@ type procInfo struct {
 // maxNamed bounds the processes a log line names; the rest are counted.
 const maxNamed = 10
 
-// nameProcs names processes in a log attribute, as "name[pid]" in pid
-// order, the first maxNamed of them, then how many more there are.
+// nameProcs names processes in a log attribute, as "name[pid]" in the
+// order they come (/proc lists them in pid order), the first maxNamed of
+// them, then how many more there are.
 func nameProcs(ps []procInfo) string {
-	ps = slices.SortedFunc(slices.Values(ps), func(a, b procInfo) int { return a.pid - b.pid })
 	var b strings.Builder
 	for i, p := range ps[:min(len(ps), maxNamed)] {
 		if i > 0 {
