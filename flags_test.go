@@ -797,13 +797,15 @@ func TestParseArgsErrors(t *testing.T) {
 	}
 }
 
-// TestReadmeShowsUsage keeps the README's copy of -h in step with the code.
-func TestReadmeShowsUsage(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+// TestManualShowsUsage proves that docs/manual.md shows what manager -h
+// prints, verbatim, as a fenced block of its own: the manual's copy of the
+// usage cannot drift from the code's.
+func TestManualShowsUsage(t *testing.T) {
+	manual, err := os.ReadFile(filepath.Join("docs", "manual.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```\n"+usage+"```\n") {
-		t.Errorf("README.md does not show manager -h verbatim; paste:\n%s", usage)
+	if !strings.Contains(string(manual), "```\n"+usage+"```\n") {
+		t.Errorf("docs/manual.md does not show manager -h verbatim; paste:\n%s", usage)
 	}
 }

@@ -232,7 +232,7 @@ func TestEarlySignal(t *testing.T) {
 	// As PID 1, trials at random moments from exec on. One that lands
 	// while the Go runtime starts, before any of manager's code runs, ends
 	// manager with exit code 2 and no output: the runtime's handler for a
-	// TERM nobody subscribed to, which a PID 1 cannot die of (README,
+	// TERM nobody subscribed to, which a PID 1 cannot die of (docs/manual.md,
 	// Signals). Anything else must be the child's code.
 	early := 0
 	t.Cleanup(func() {

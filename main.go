@@ -57,7 +57,9 @@
 //		On a change, send SIG to the program instead of restarting it.
 //	-check "CMD ARG..."
 //		Before acting on a change, run CMD (split on white space, no shell);
-//		a non-zero exit keeps the running program untouched.
+//		a non-zero exit keeps the running program untouched. It also runs
+//		once before the first start, which waits for its verdict and then
+//		starts the program whatever it is, as it would start without manager.
 //	-stop-signal SIG
 //		The signal that stops the program on a restart, and on shutdown
 //		when given explicitly (default TERM).
