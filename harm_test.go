@@ -838,10 +838,7 @@ func TestJobControl(t *testing.T) {
 	term.wait(t, `msg="continuing child"`, 10*time.Second)
 	type_("hello\n")
 	term.wait(t, `read: "hello" <nil>`, 10*time.Second)
-	type_("\x03") // Ctrl-C
-	term.wait(t, `msg=exiting reason="child exited" code=130`, 10*time.Second)
-	type_("echo code=$?\n")
-	term.wait(t, `^code=130\r?$`, 10*time.Second)
+	interruptEnds(t, type_, term)
 }
 
 // TestNprocLimitAtStart proves that when the user's process

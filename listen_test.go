@@ -934,14 +934,7 @@ func TestListenManagerKilledChildDies(t *testing.T) {
 	_, helper := binaries(t)
 	p := startManager(t, runOpts{}, "-config=", "-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--", helper, "listen", "listen", "inet")
 	child := listenOK(t, p, 1)
-	p.signal(syscall.SIGKILL)
-	p.wait(5 * time.Second)
-	eventually(t, 5*time.Second, func() error {
-		if alive(child) {
-			return fmt.Errorf("program %d outlives manager killed by SIGKILL", child)
-		}
-		return nil
-	})
+	wantDiesWithManager(t, p, child)
 }
 
 // TestListenStartFailures proves that an exec that fails in the shim ends
@@ -972,31 +965,6 @@ func TestListenStartFailures(t *testing.T) {
 		if lines[0] != lines[1] {
 			t.Errorf("%s: without -listen %q, with %q; want the same", tc.command, lines[0], lines[1])
 		}
-	}
-}
-
-// TestListenTerminal proves that through the shim the program still gets
-// the terminal: it reads from it, and Ctrl-C reaches it.
-func TestListenTerminal(t *testing.T) {
-	integration(t)
-	_, helper := binaries(t)
-	ptm, pts := openPTY(t)
-	p := startManager(t, runOpts{stdin: pts, attr: func(a *syscall.SysProcAttr) {
-		a.Setpgid = false
-		a.Setsid, a.Setctty, a.Ctty = true, true, 0
-	}}, "-config=", "-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--", helper, "readline")
-	pts.Close()
-	term := readLines(ptm)
-	p.stdout.wait(t, "^ready", 10*time.Second)
-	if _, err := ptm.Write([]byte("hello\n")); err != nil {
-		t.Fatal(err)
-	}
-	p.stdout.wait(t, `^read: "hello" <nil>`, 5*time.Second)
-	if _, err := ptm.Write([]byte{3}); err != nil { // Ctrl-C
-		t.Fatal(err)
-	}
-	if code := p.wait(5 * time.Second); code != 130 {
-		t.Fatalf("exit code %d after Ctrl-C, want 130; terminal:\n%s", code, term)
 	}
 }
 

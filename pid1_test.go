@@ -327,38 +327,50 @@ func TestManagerKilledChildDies(t *testing.T) {
 	writeFile(t, conf, "v2")
 	p.stdout.waitN(t, 2, `^ready pid=`, 10*time.Second)
 	child, _ := strconv.Atoi(p.stdout.matching(`^ready pid=`)[1][len("ready pid="):])
+	wantDiesWithManager(t, p, child)
+}
+
+// wantDiesWithManager kills manager with SIGKILL, which it cannot handle,
+// and waits for child to die of the parent-death signal.
+func wantDiesWithManager(t *testing.T, p *proc, child int) {
+	t.Helper()
 	p.signal(syscall.SIGKILL)
 	p.wait(5 * time.Second)
 	eventually(t, 5*time.Second, func() error {
 		if alive(child) {
-			return fmt.Errorf("child %d outlives manager killed by SIGKILL", child)
+			return fmt.Errorf("program %d outlives manager killed by SIGKILL", child)
 		}
 		return nil
 	})
 }
 
 // TestTerminal proves that under a terminal, the child is its
-// foreground process group, so it can read and Ctrl-C reaches it.
+// foreground process group, so it can read and Ctrl-C reaches it; through
+// the shim -listen starts programs with too.
 func TestTerminal(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
-	ptm, pts := openPTY(t)
-	p := startManager(t, runOpts{stdin: pts, attr: func(a *syscall.SysProcAttr) {
-		a.Setpgid = false
-		a.Setsid, a.Setctty, a.Ctty = true, true, 0
-	}}, "-config=", "--", helper, "readline")
-	pts.Close()
-	term := readLines(ptm)
-	p.stdout.wait(t, "^ready", 10*time.Second)
-	if _, err := ptm.Write([]byte("hello\n")); err != nil {
-		t.Fatal(err)
-	}
-	p.stdout.wait(t, `^read: "hello" <nil>`, 5*time.Second)
-	if _, err := ptm.Write([]byte{3}); err != nil { // Ctrl-C
-		t.Fatal(err)
-	}
-	if code := p.wait(5 * time.Second); code != 130 {
-		t.Fatalf("exit code %d after Ctrl-C, want 130; terminal:\n%s", code, term)
+	for _, extra := range [][]string{nil, {"-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}} {
+		t.Run(fmt.Sprint(extra), func(t *testing.T) {
+			ptm, pts := openPTY(t)
+			p := startManager(t, runOpts{stdin: pts, attr: func(a *syscall.SysProcAttr) {
+				a.Setpgid = false
+				a.Setsid, a.Setctty, a.Ctty = true, true, 0
+			}}, append(append([]string{"-config="}, extra...), "--", helper, "readline")...)
+			pts.Close()
+			term := readLines(ptm)
+			p.stdout.wait(t, "^ready", 10*time.Second)
+			if _, err := ptm.Write([]byte("hello\n")); err != nil {
+				t.Fatal(err)
+			}
+			p.stdout.wait(t, `^read: "hello" <nil>`, 5*time.Second)
+			if _, err := ptm.Write([]byte{3}); err != nil { // Ctrl-C
+				t.Fatal(err)
+			}
+			if code := p.wait(5 * time.Second); code != 130 {
+				t.Fatalf("exit code %d after Ctrl-C, want 130; terminal:\n%s", code, term)
+			}
+		})
 	}
 }
 

@@ -146,14 +146,7 @@ func TestChangeDetection(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			paths := []string{filepath.Join(dir, tc.watch)}
-			if tc.watch == "" {
-				paths = []string{dir}
-			}
-			for _, op := range tc.setup {
-				op(t, dir)
-			}
+			dir, paths := watchedDir(t, tc.watch, tc.setup)
 			// A change must land in a later tick of the kernel's coarse
 			// clock than the setup, or "ctime only" sees no difference on
 			// kernels without fine-grained timestamps.
@@ -194,6 +187,21 @@ func TestRacyFingerprint(t *testing.T) {
 	if fp, err := (osFS{}).stat(conf); err != nil || fp.racy {
 		t.Errorf("stat with no window = %+v, %v; want not racy", fp, err)
 	}
+}
+
+// watchedDir makes a directory set up by ops, and returns it and the paths
+// to watch: watch in it, or the directory itself when watch is "".
+func watchedDir(t *testing.T, watch string, ops []fsOp) (dir string, paths []string) {
+	t.Helper()
+	dir = t.TempDir()
+	paths = []string{filepath.Join(dir, watch)}
+	if watch == "" {
+		paths = []string{dir}
+	}
+	for _, op := range ops {
+		op(t, dir)
+	}
+	return dir, paths
 }
 
 // timedOp is an fsOp at a moment of a debounce sequence.
@@ -240,14 +248,7 @@ func TestDebounce(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			paths := []string{filepath.Join(dir, tc.watch)}
-			if tc.watch == "" {
-				paths = []string{dir}
-			}
-			for _, op := range tc.setup {
-				op(t, dir)
-			}
+			dir, paths := watchedDir(t, tc.watch, tc.setup)
 			clock := newFakeClock()
 			start := clock.now
 			d := newDebouncer(quiet, snapshot(osFS{}, paths))

@@ -54,10 +54,7 @@ func TestBackgroundJobRestart(t *testing.T) {
 	term.waitN(t, 2, `msg="continuing child"`, 10*time.Second)
 	type_("hello\n")
 	term.wait(t, `^read: "hello" <nil>`, 10*time.Second)
-	type_("\x03") // Ctrl-C
-	term.wait(t, `msg=exiting reason="child exited" code=130`, 10*time.Second)
-	type_("echo code=$?\n")
-	term.wait(t, `^code=130\r?$`, 10*time.Second)
+	interruptEnds(t, type_, term)
 }
 
 // TestForegroundedJob proves that a manager started in the background
@@ -79,10 +76,7 @@ func TestForegroundedJob(t *testing.T) {
 	term.wait(t, `msg="continuing child"`, 10*time.Second)
 	type_("hello\n")
 	term.wait(t, `^read: "hello" <nil>`, 10*time.Second)
-	type_("\x03") // Ctrl-C
-	term.wait(t, `msg=exiting reason="child exited" code=130`, 10*time.Second)
-	type_("echo code=$?\n")
-	term.wait(t, `^code=130\r?$`, 10*time.Second)
+	interruptEnds(t, type_, term)
 }
 
 // TestTerminalNotOnStandardInput proves that the program gets manager's
@@ -110,8 +104,7 @@ func TestTerminalNotOnStandardInput(t *testing.T) {
 			term.wait(t, `tty read: "again"`, 10*time.Second)
 			type_("\x03") // Ctrl-C
 			wantForeground(t, ptm, shell, "the shell, once manager exited")
-			type_("echo code=$?\n")
-			term.wait(t, `^code=130\r?$`, 10*time.Second)
+			wantShellCode(t, type_, term, 130)
 		})
 	}
 }
@@ -167,8 +160,7 @@ func TestInterruptAtTerminal(t *testing.T) {
 			term.wait(t, `msg="child started"`, 10*time.Second)
 			type_(tc.key)
 			term.wait(t, fmt.Sprintf(`msg=exiting reason="child exited" code=%d`, tc.want), 10*time.Second)
-			type_("echo code=$?\n")
-			term.wait(t, fmt.Sprintf(`^code=%d\r?$`, tc.want), 10*time.Second)
+			wantShellCode(t, type_, term, tc.want)
 			if got := term.matching(`msg="child exited; restarting"`); len(got) > 0 {
 				t.Errorf("restarted after %s: %q", tc.name, got)
 			}
@@ -204,14 +196,29 @@ func TestInterruptDuringRestart(t *testing.T) {
 			wantForeground(t, ptm, pid, "manager")
 			type_("\x03") // Ctrl-C
 			term.wait(t, fmt.Sprintf(`msg=exiting reason="shutdown on SIGINT" code=%d`, tc.want), 10*time.Second)
-			type_("echo code=$?\n")
-			term.wait(t, fmt.Sprintf(`^code=%d\r?$`, tc.want), 10*time.Second)
+			wantShellCode(t, type_, term, tc.want)
 		})
 	}
 }
 
 // typist returns a function that types s on the terminal whose master side
 // is ptm.
+// interruptEnds types Ctrl-C at the shell and waits for the program in the
+// foreground, and manager with it, to end with 130, as the shell says.
+func interruptEnds(t *testing.T, type_ func(string), term *lines) {
+	t.Helper()
+	type_("\x03") // Ctrl-C
+	term.wait(t, `msg=exiting reason="child exited" code=130`, 10*time.Second)
+	wantShellCode(t, type_, term, 130)
+}
+
+// wantShellCode asks the shell for the last exit code and waits for code.
+func wantShellCode(t *testing.T, type_ func(string), term *lines, code int) {
+	t.Helper()
+	type_("echo code=$?\n")
+	term.wait(t, fmt.Sprintf(`^code=%d\r?$`, code), 10*time.Second)
+}
+
 func typist(t *testing.T, ptm *os.File) func(s string) {
 	return func(s string) {
 		t.Helper()
