@@ -2,10 +2,7 @@ package main
 
 import (
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -607,65 +604,4 @@ func (s *supervisor) settle() {
 	if s.phase == running {
 		s.idle()
 	}
-}
-
-// tuneRuntime lowers the garbage collector's goal once manager polls: it
-// holds little live data, and its only garbage comes from polls and the
-// restarts they cause; Go's default 4 MB minimum heap goal would let that
-// garbage grow its footprint by as much before the first collection. The
-// call stops the world (0.7 ms, measured), so it is made at the first poll
-// rather than at start, where a manager that watches nothing would pay it
-// for nothing.
-var tuneRuntime = sync.OnceFunc(func() { debug.SetGCPercent(gcPercent) })
-
-// gcPercent sets the garbage collector's heap goal (GOGC).
-const gcPercent = 20
-
-// threadReserve is how many threads manager makes the runtime create
-// before it starts a child. The Go runtime creates threads as it needs
-// them, and crashes when it cannot ("newosproc"), which a child that fills
-// the container's pids limit would cause: as PID 1, killing every process
-// at once. A thread is needed for each goroutine that can be blocked in a
-// system call at the same time (the loop, the hasher, the log writer),
-// besides the one that runs the P and those with fixed jobs (sysmon, the
-// signal receiver); the runtime keeps idle threads for good, so once made,
-// none is ever needed again. Eight in all, with the one the runtime keeps
-// for starting threads on behalf of locked ones.
-const threadReserve = 3
-
-// init gives the runtime one P before anything else of manager runs: the
-// loop is a single goroutine, and with more Ps every wake-up of a timer
-// also wakes idle threads that spin for work and find none (measured at
-// -poll 100ms: 15 to 20% less CPU with one), and each P keeps caches of
-// its own (100 to 200 KiB more resident memory, measured). The runtime has
-// started with one P per CPU by then; what ran on the others before this
-// is what GOMAXPROCS=1 in the environment would have saved.
-func init() { runtime.GOMAXPROCS(1) }
-
-// prepareRuntime makes every thread manager will ever need, before it
-// starts anything.
-func prepareRuntime() { reserveThreads(threadReserve) }
-
-// reserveThreads makes the runtime create n threads: n goroutines lock
-// themselves to a thread each and wait until all have, which the runtime
-// can only serve with n threads, then return them to its idle pool. It
-// returns once they are all back: a thread the runtime needed right after
-// would otherwise find none idle yet, and make one more.
-func reserveThreads(n int) {
-	var locked, unlocked sync.WaitGroup
-	release := make(chan struct{})
-	locked.Add(n)
-	unlocked.Add(n)
-	for range n {
-		go func() {
-			runtime.LockOSThread()
-			locked.Done()
-			<-release
-			runtime.UnlockOSThread()
-			unlocked.Done()
-		}()
-	}
-	locked.Wait()
-	close(release)
-	unlocked.Wait()
 }
