@@ -505,8 +505,8 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
-// TestUnprivileged is integration test 13: manager and child as uid 65532,
-// the distroless "nonroot" user.
+// TestUnprivileged proves that manager works as uid 65532, the distroless
+// "nonroot" user, and so does its child.
 func TestUnprivileged(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)

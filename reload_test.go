@@ -583,7 +583,7 @@ func stop(t *testing.T, p *proc) {
 	}
 }
 
-// TestReloadWrite is reload tests 1 and 2: a write in place, and an
+// TestReloadWrite proves that a write in place, and an
 // editor's save (a temporary file renamed into place), each restart once.
 func TestReloadWrite(t *testing.T) {
 	integration(t)
@@ -604,8 +604,8 @@ func TestReloadWrite(t *testing.T) {
 	}
 }
 
-// TestReloadConfigMap is reload test 3: the kubelet's atomic writer,
-// watched as the file and as the directory.
+// TestReloadConfigMap proves that an update by the kubelet's atomic writer,
+// watched as the file and as the directory, restarts the child once.
 func TestReloadConfigMap(t *testing.T) {
 	integration(t)
 	for _, asDir := range []bool{false, true} {
@@ -631,7 +631,7 @@ func TestReloadConfigMap(t *testing.T) {
 	}
 }
 
-// TestReloadBurst is reload test 4: 50 writes over 2 s are one change,
+// TestReloadBurst proves that 50 writes over 2 s are one change,
 // acted on after the last write.
 func TestReloadBurst(t *testing.T) {
 	integration(t)
@@ -651,7 +651,7 @@ func TestReloadBurst(t *testing.T) {
 	stop(t, p)
 }
 
-// TestReloadSlowWriter is reload test 5: an append every 300 ms for 3 s,
+// TestReloadSlowWriter proves that an append every 300 ms for 3 s,
 // slower than a poll but faster than the debounce, is one change.
 func TestReloadSlowWriter(t *testing.T) {
 	integration(t)
@@ -674,7 +674,7 @@ func TestReloadSlowWriter(t *testing.T) {
 	stop(t, p)
 }
 
-// TestReloadTouch is reload test 6: touch changes no byte.
+// TestReloadTouch proves that a touch, which changes no byte, restarts nothing.
 func TestReloadTouch(t *testing.T) {
 	integration(t)
 	t.Parallel()
@@ -686,7 +686,8 @@ func TestReloadTouch(t *testing.T) {
 	stop(t, p)
 }
 
-// TestReloadSignalHUP is reload test 7: -reload-signal HUP.
+// TestReloadSignalHUP proves that with -reload-signal HUP a change sends the
+// child HUP and restarts nothing.
 func TestReloadSignalHUP(t *testing.T) {
 	integration(t)
 	t.Parallel()
@@ -704,7 +705,7 @@ func TestReloadSignalHUP(t *testing.T) {
 	stop(t, p)
 }
 
-// TestReloadCheck is reload test 8: a failing -check keeps the child; a
+// TestReloadCheck proves that a failing -check keeps the child; a
 // passing one lets the change through.
 func TestReloadCheck(t *testing.T) {
 	integration(t)
@@ -723,8 +724,8 @@ func TestReloadCheck(t *testing.T) {
 	stop(t, p)
 }
 
-// TestReloadMissingConfig is reload test 9: missing at start, then created,
-// deleted, and created again.
+// TestReloadMissingConfig proves that a config missing at start, then
+// created, deleted, and created again, is acted on when its bytes change.
 func TestReloadMissingConfig(t *testing.T) {
 	integration(t)
 	t.Parallel()
@@ -745,7 +746,7 @@ func TestReloadMissingConfig(t *testing.T) {
 	stop(t, p)
 }
 
-// TestReloadShutdownDuringRestart is reload test 10: SIGTERM while a restart
+// TestReloadShutdownDuringRestart proves that SIGTERM while a restart
 // waits for a child that ignores TERM starts no new child.
 func TestReloadShutdownDuringRestart(t *testing.T) {
 	integration(t)
@@ -763,7 +764,7 @@ func TestReloadShutdownDuringRestart(t *testing.T) {
 	wantStarts(t, p, "v1")
 }
 
-// TestRestartsDoNotLeak is reload test 11: 1,000 restarts, and manager's
+// TestRestartsDoNotLeak proves that over 1,000 restarts manager's
 // file descriptors, threads and memory stay flat.
 func TestRestartsDoNotLeak(t *testing.T) {
 	integration(t)
@@ -818,7 +819,8 @@ func procUsage(t *testing.T, pid int) resources {
 	return r
 }
 
-// TestReloadChildExitsWhileChangePending is reload test 12.
+// TestReloadChildExitsWhileChangePending proves that a child exiting while
+// a change is checked ends manager with its code, and no restart follows.
 func TestReloadChildExitsWhileChangePending(t *testing.T) {
 	integration(t)
 	t.Parallel()

@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// TestStopDelayed is issue 9 test 1.
+// TestStopDelayed proves -stop-delay: the child runs on, getting signals,
+// for the delay, and a second TERM or the child's exit ends it.
 func TestStopDelayed(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
@@ -76,7 +77,9 @@ func TestStopDelayed(t *testing.T) {
 	})
 }
 
-// TestRestartOnDemand is issue 9 test 2.
+// TestRestartOnDemand proves -restart-signal: a new process with unchanged
+// files, the old group gone first, the signal not forwarded, and a failing
+// check keeping the child.
 func TestRestartOnDemand(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
@@ -125,7 +128,8 @@ func readyRuns(t *testing.T, p *proc, n int) {
 	p.stdout.waitN(t, n, `^ready pid=\d+ run=\d+`, 30*time.Second)
 }
 
-// TestRestartAfterExit is issue 9 test 3.
+// TestRestartAfterExit proves -restart: restarts with backoff, the limit of
+// restarts in a row, and TERM during a backoff exiting at once.
 func TestRestartAfterExit(t *testing.T) {
 	integration(t)
 	_, helper := binaries(t)
