@@ -548,6 +548,20 @@ func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
 // enter is the runOpts.shell snippet that puts manager in the cgroup.
 func (cg *pidsCgroup) enter() string { return fmt.Sprintf("echo $$ > %s/cgroup.procs", cg.dir) }
 
+// current returns pids.current: the tasks (threads) in the cgroup now.
+func (cg *pidsCgroup) current(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cg.dir, "pids.current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // setMax sets pids.max: a number, or "max".
 func (cg *pidsCgroup) setMax(t *testing.T, v string) {
 	t.Helper()
@@ -656,7 +670,7 @@ func TestTinyNofile(t *testing.T) {
 					args = append(args, "-check", helper+" exit 0")
 				}
 				p := startManager(t, runOpts{shell: fmt.Sprintf("ulimit -n %d", n)}, append(args, "--", helper, "signals")...)
-				<-waitChan(p.stdout, `^ready pid=`)
+				waitOrEnd(t, p.stdout, `^ready pid=`, 30*time.Second)
 				if len(p.stdout.matching(`^ready pid=`)) == 0 { // manager ended first
 					code := p.wait(10 * time.Second)
 					out := p.stderr.String()
@@ -682,8 +696,10 @@ func TestTinyNofile(t *testing.T) {
 	}
 }
 
-// waitChan is closed once a line matching re has been read.
-func waitChan(l *lines, re string) <-chan struct{} {
+// waitOrEnd waits until a line matching re has been read or l has ended,
+// and fails t if neither happens within timeout.
+func waitOrEnd(t *testing.T, l *lines, re string, timeout time.Duration) {
+	t.Helper()
 	c := make(chan struct{})
 	go func() {
 		defer close(c)
@@ -695,7 +711,11 @@ func waitChan(l *lines, re string) <-chan struct{} {
 			<-changed
 		}
 	}()
-	return c
+	select {
+	case <-c:
+	case <-time.After(timeout):
+		t.Fatalf("no line matching %q and no end within %v; so far:\n%s", re, timeout, l)
+	}
 }
 
 // TestFullPidsCgroup proves that in a pids cgroup with no room left, the Go

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+	"unsafe"
 )
 
 // exitSockets is the exit code when a socket cannot be bound or held.
@@ -495,13 +497,14 @@ func init() {
 // shim execs path with argv, the environment it was started with and
 // LISTEN_PID, its own pid, which becomes the program's. Its process group,
 // terminal, parent-death signal, descriptors and signal dispositions carry
-// over, as they do through any exec. If the exec fails, the errno goes to
-// manager on errFd, a pipe that the exec closes otherwise (close-on-exec);
-// manager's launcher reads it as syscall.ForkExec reads its own child's.
-// The exit code is a shell's, for a manager that stopped waiting.
+// over, as they do through any exec. It first writes shimReady on errFd, a
+// pipe that the exec closes (close-on-exec), then, if the exec fails, the
+// errno; manager's launcher reads them as syscall.ForkExec reads its own
+// child's. The exit code is a shell's, for a manager that stopped waiting.
 func shim(errFd, path string, argv []string) int {
 	fd, _ := strconv.Atoi(errFd)
 	syscall.CloseOnExec(fd)
+	syscall.Write(fd, []byte{shimReady})
 	err := syscall.Exec(path, argv, append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid())))
 	errno, _ := err.(syscall.Errno)
 	syscall.Write(fd, []byte(strconv.Itoa(int(errno))))
@@ -511,10 +514,28 @@ func shim(errFd, path string, argv []string) int {
 	return exitNotExecutable
 }
 
+// shimReady is the byte the shim writes first, once its Go runtime runs: a
+// pipe that ends without it means the shim died before, most likely of a
+// thread its runtime could not make (a full pids cgroup) or of memory: a
+// start that lacked resources, retried as a fork's EAGAIN is.
+const shimReady = '+'
+
+// errShimDied is why a start failed when the shim died before it ran.
+var errShimDied = &os.SyscallError{Syscall: "shim ended before it ran", Err: syscall.EAGAIN}
+
+// shimWait bounds the loop's wait for the shim's exec, which takes a few
+// milliseconds: a shim stopped before it (Ctrl-Z at that instant, SIGSTOP)
+// must not hold forwarding and reaping. Past it, the program counts as
+// started; an exec that fails later shows as its exit (127, 126), as a
+// shell's would.
+const shimWait = time.Second
+
 // startShimmed starts spec through the shim: manager's own binary, run with
 // argv[0] shimArg0, the descriptor of the pipe for exec's errors, spec.path
 // and spec.argv. It returns once the program runs, or with why its exec
 // failed, which then means what a failed exec of syscall.ForkExec means.
+// A shim that fails leaves a zombie, which the reaper collects as an
+// orphan, since nothing else may wait.
 func startShimmed(spec procSpec) (int, error) {
 	var p [2]int
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
@@ -531,21 +552,50 @@ func startShimmed(spec procSpec) (int, error) {
 		syscall.Close(p[0])
 		return 0, err
 	}
-	// The pipe's read end gets nothing when the exec succeeds (it is
-	// closed on exec), an errno when it fails. syscall.ForkExec waits the
-	// same way for the exec of its own child, which the Go runtime starts
-	// with vfork(2): the parent goes on once the child has exec'd.
-	var b [8]byte
-	n, err := 0, syscall.EINTR
-	for err == syscall.EINTR {
-		n, err = syscall.Read(p[0], b[:])
-	}
+	said, err := readShim(p[0], time.Now().Add(shimWait))
 	syscall.Close(p[0])
-	if n > 0 {
-		// A shim whose exec failed exits at once; the reaper collects it
-		// as an orphan, since nothing else may wait.
-		errno, _ := strconv.Atoi(string(b[:n]))
+	switch {
+	case err != nil:
+		return pid, nil // see shimWait
+	case len(said) == 0:
+		return 0, errShimDied
+	case len(said) > 1:
+		errno, _ := strconv.Atoi(string(said[1:]))
 		return 0, syscall.Errno(errno)
 	}
 	return pid, nil
+}
+
+// readShim reads what the shim says on fd until the pipe ends, or until
+// deadline, when it returns ETIMEDOUT with what it got by then.
+func readShim(fd int, deadline time.Time) ([]byte, error) {
+	var buf [16]byte
+	n := 0
+	for n < len(buf) {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return buf[:n], syscall.ETIMEDOUT
+		}
+		ts := syscall.NsecToTimespec(int64(left))
+		pfd := struct {
+			fd             int32
+			events, revent int16
+		}{fd: int32(fd), events: 1} // POLLIN
+		_, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		if e == syscall.EINTR || (e == 0 && pfd.revent == 0) {
+			continue
+		}
+		if e != 0 {
+			return buf[:n], e
+		}
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			return buf[:n], err
+		}
+		n += m
+	}
+	return buf[:n], nil
 }

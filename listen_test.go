@@ -76,7 +76,7 @@ func TestParseListenErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		_, err := parseArgs([]string{"-listen", tc.in})
-		if want := fmt.Sprintf("-listen %q: %s", tc.in, tc.want); err == nil || err.Error() != want {
+		if want := "-listen " + quoteValue(tc.in) + ": " + tc.want; err == nil || err.Error() != want {
 			t.Errorf("parseArgs(-listen %q) error = %v, want %q", tc.in, err, want)
 		}
 	}
@@ -979,7 +979,7 @@ func TestListenTinyNofile(t *testing.T) {
 			p := startManager(t, runOpts{shell: fmt.Sprintf("ulimit -n %d", n)}, "-config=",
 				"-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-listen", filepath.Join(t.TempDir(), "s"),
 				"--", helper, "listen", "listen:listen", "inet", "unix")
-			<-waitChan(p.stdout, `^listen (ok|bad)`)
+			waitOrEnd(t, p.stdout, `^listen (ok|bad)`, 30*time.Second)
 			if len(p.stdout.matching(`^listen`)) == 0 { // manager ended first
 				code := p.wait(10 * time.Second)
 				if out := p.stderr.String(); code != 2 || strings.Count(out, "\n") != 0 || !strings.Contains(out, "RLIMIT_NOFILE") {
@@ -1021,5 +1021,32 @@ func TestListenWithoutProc(t *testing.T) {
 		if got := p.stdout.matching("^" + v + "$"); len(got) != 1 {
 			t.Errorf("the program's environment lacks %s; it printed:\n%s", v, p.stdout)
 		}
+	}
+}
+
+// TestListenShimRetried proves that a start whose shim dies before it runs
+// (in a full pids cgroup its Go runtime cannot make a thread) is retried,
+// as a fork refused for want of resources is, and the program starts once
+// there is room: manager neither takes the shim's death for the program's
+// exit nor ends.
+func TestListenShimRetried(t *testing.T) {
+	integration(t)
+	cg := newPidsCgroup(t)
+	p := startManager(t, runOpts{shell: cg.enter()}, "-config=", "-restart-signal", "USR2",
+		"-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--", "sleep", "1000")
+	p.stderr.wait(t, `msg="child started"`, 10*time.Second)
+	// Room for the shim once sleep, single-threaded, is gone, and for
+	// no thread of the shim's own.
+	cg.setMax(t, strconv.Itoa(cg.current(t)))
+	p.signal(syscall.SIGUSR2)
+	p.stderr.wait(t, `level=WARN msg="cannot start child; retrying" error="shim ended before it ran: resource temporarily unavailable"`, 10*time.Second)
+	cg.setMax(t, "max")
+	p.stderr.waitN(t, 2, `msg="child started"`, 30*time.Second)
+	if got := p.stderr.matching(`msg="child exited"`); len(got) > 0 || p.exited() {
+		t.Fatalf("the shim's death was taken for the program's exit: %q; log:\n%s", got, p.stderr)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 143 {
+		t.Fatalf("exit code %d, want 143 (sleep ended by SIGTERM); log:\n%s", code, p.stderr)
 	}
 }
