@@ -23,9 +23,11 @@ type Timer interface {
 // realClock is the Clock of a running manager.
 type realClock struct{}
 
+// Now and NewTimer are the time package's.
 func (realClock) Now() time.Time                 { return time.Now() }
 func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 
+// realTimer is a time.Timer as a Timer.
 type realTimer struct{ t *time.Timer }
 
 func (t realTimer) C() <-chan time.Time { return t.t.C }
@@ -53,6 +55,7 @@ type kernel interface {
 // osKernel is the real kernel.
 type osKernel struct{}
 
+// Each method is one of reap.go's, stop.go's or the system's.
 func (osKernel) start(spec procSpec) (int, error)          { return launch(spec) }
 func (osKernel) kill(pid int, sig syscall.Signal) error    { return syscall.Kill(pid, sig) }
 func (osKernel) reap(h func(int, syscall.WaitStatus)) bool { return reapAll(h) }
@@ -106,6 +109,7 @@ func (b *backoff) next() time.Duration {
 	return b.wait
 }
 
+// reset makes the next wait the first again.
 func (b *backoff) reset() { b.wait = 0 }
 
 // newRetry is the backoff of whatever failed for lack of resources.
@@ -357,7 +361,7 @@ func (s *supervisor) begin() {
 		// else is under way yet: what the debouncer compares the next
 		// poll with, and what the child's files must still look like
 		// when they are hashed after it started.
-		first := pollNow(s.fsys, pollJob{paths: s.cfg.configs})
+		first := pollNow(s.fsys, pollJob{paths: s.cfg.configs, mounts: true})
 		s.watchFrom(first)
 		snap = first.snap
 		s.pollAt = s.clock.Now().Add(s.cfg.poll)
@@ -418,11 +422,11 @@ func (s *supervisor) startChild(snap []stamp) {
 // foreground job may have become a background one (Ctrl-Z, bg), which must
 // leave the terminal to the shell. A terminal that was there when asked
 // but hung up before the child took it fails the start, which is made
-// again at once without it.
+// again at once without it; any other failure is the command's own.
 func (s *supervisor) launchChild() (int, error) {
 	s.spec.foreground = s.holdsTerminal()
 	pid, err := s.sys.start(s.spec)
-	if err == nil || !s.spec.foreground || startLacksResources(err) {
+	if err == nil || !s.spec.foreground || !terminalFailed(err) {
 		return pid, err
 	}
 	s.spec.foreground = false

@@ -68,6 +68,7 @@ type fakeKernel struct {
 	startErr  error
 	startErrs map[string]error // by procSpec.path, after startErr
 	started   []procSpec
+	attempts  int         // starts asked for, failed ones too
 	pgid      map[int]int // live processes and their groups
 	queued    []reaped    // exited, not yet reaped
 	kills     []sent
@@ -106,6 +107,7 @@ func newFakeKernel() *fakeKernel {
 }
 
 func (k *fakeKernel) start(spec procSpec) (int, error) {
+	k.attempts++
 	if k.startErr != nil {
 		return 0, k.startErr
 	}
@@ -549,6 +551,10 @@ func TestLoopWaitsForTheEarliestDeadline(t *testing.T) {
 	h.wantDone(137)
 }
 
+// TestChildExitIsManagerExit proves that manager exits with its child's
+// code: the code it exited with, or 128 plus the signal that killed it,
+// turned into 0 when -remap-exit names it and only then; the exit is logged
+// with its reason and code, and nothing is signalled.
 func TestChildExitIsManagerExit(t *testing.T) {
 	tests := []struct {
 		name string
@@ -576,6 +582,9 @@ func TestChildExitIsManagerExit(t *testing.T) {
 	}
 }
 
+// TestOrphansAreOnlyReaped proves that, as PID 1, orphans that exit are
+// reaped and logged and nothing more: no signal is sent and the child keeps
+// running.
 func TestOrphansAreOnlyReaped(t *testing.T) {
 	h := newHarness(t, true, "-config=", "/bin/true")
 	for i := 0; i < 3; i++ {
@@ -587,6 +596,10 @@ func TestOrphansAreOnlyReaped(t *testing.T) {
 	h.wantLog("orphan reaped")
 }
 
+// TestRestartPolicy proves -restart: waits from 1s doubling to 30s, back to
+// 1s after 30s of running; on-failure ends on success or after N restarts,
+// with the last code; always restarts after exit 0; SIGTERM in a wait exits
+// with the last code; the old group is stopped and gone first.
 func TestRestartPolicy(t *testing.T) {
 	// crash lets the child exit with code and returns the backoff armed.
 	crash := func(h *harness, code int) time.Duration {
@@ -669,6 +682,10 @@ func TestRestartPolicy(t *testing.T) {
 	})
 }
 
+// TestStartRetried proves that a restart the kernel refuses for want of
+// resources (EAGAIN, a full pids cgroup) is retried with a warning, after
+// 100ms doubling up to 5s and not sooner, until the child starts, and that
+// the next restart's retries begin again at 100ms.
 func TestStartRetried(t *testing.T) {
 	h, conf := watchHarness(t)
 	old := h.s.child.pid
@@ -677,19 +694,9 @@ func TestStartRetried(t *testing.T) {
 	h.k.startErr = syscall.EAGAIN // a full pids cgroup
 	h.k.exit(old, signaled(syscall.SIGTERM))
 	h.reap()
-	var waits []time.Duration
-	for range 8 {
-		if !h.s.startAt.After(h.clock.now) {
-			t.Fatalf("no retry waited for; log:\n%s", h.logs.String())
-		}
-		waits = append(waits, h.s.startAt.Sub(h.clock.now))
-		h.advance(waits[len(waits)-1])
-	}
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
 		1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second}
-	if !slices.Equal(waits, want) {
-		t.Errorf("retries after %v, want %v", waits, want)
-	}
+	h.wantRetries(want...)
 	h.wantLog("level=WARN", "cannot start child; retrying", "resource temporarily unavailable")
 	h.k.startErr = nil
 	h.advance(5 * time.Second)
@@ -699,11 +706,30 @@ func TestStartRetried(t *testing.T) {
 	h.k.startErr = syscall.EAGAIN // the next restart's first retry starts over at 100ms
 	h.k.exit(h.s.child.pid, signaled(syscall.SIGTERM))
 	h.reap()
-	if d := h.s.startAt.Sub(h.clock.now); d != 100*time.Millisecond {
-		t.Errorf("first retry of the next start after %v, want the backoff reset to 100ms", d)
+	h.wantRetries(100 * time.Millisecond)
+}
+
+// wantRetries checks that each start attempt after the last comes after
+// the wait given, not a millisecond sooner.
+func (h *harness) wantRetries(waits ...time.Duration) {
+	h.t.Helper()
+	for i, w := range waits {
+		n := h.k.attempts
+		h.advance(w - time.Millisecond)
+		if h.k.attempts != n {
+			h.t.Fatalf("retry %d came before %v; log:\n%s", i+1, w, h.logs.String())
+		}
+		h.advance(time.Millisecond)
+		if h.k.attempts != n+1 {
+			h.t.Fatalf("retry %d: %d attempts after %v, want 1; log:\n%s", i+1, h.k.attempts-n, w, h.logs.String())
+		}
 	}
 }
 
+// TestFirstStartRetried proves that a first start refused with EAGAIN is
+// retried until the child runs, signalling nothing meanwhile, and that a
+// SIGTERM before any child ran ends manager with 143, whatever -stop-signal
+// says, signalling nothing.
 func TestFirstStartRetried(t *testing.T) {
 	h := unstartedHarness(t, false, "-config=", "-grace", "2s", "/bin/true")
 	h.k.startErr = syscall.EAGAIN
@@ -717,16 +743,24 @@ func TestFirstStartRetried(t *testing.T) {
 	h.wantRunning()
 	h.wantKills() // never kill(0, …): no child had a group yet
 
-	t.Run("TERM before any child started", func(t *testing.T) {
-		h := unstartedHarness(t, false, "-config=", "-grace", "2s", "/bin/true")
-		h.k.startErr = syscall.EAGAIN
-		h.s.begin()
-		h.signal(syscall.SIGTERM)
-		h.wantDone(143)
-		h.wantKills()
-	})
+	// A shutdown before any child ran ends manager with 128 + the signal
+	// it got, whatever -stop-signal says: no child got the stop signal.
+	for _, args := range [][]string{nil, {"-stop-signal", "QUIT"}} {
+		t.Run(fmt.Sprint("TERM before any child started ", args), func(t *testing.T) {
+			h := unstartedHarness(t, false, append(args, "-config=", "-grace", "2s", "/bin/true")...)
+			h.k.startErr = syscall.EAGAIN
+			h.s.begin()
+			h.signal(syscall.SIGTERM)
+			h.wantDone(143)
+			h.wantKills()
+		})
+	}
 }
 
+// TestHashBelongsToItsChild proves that a new child is left alone by what
+// began for the one before: its baseline hash landing late, its check
+// (whose group is killed and whose late pass is ignored), a restart asked
+// for during the backoff.
 func TestHashBelongsToItsChild(t *testing.T) {
 	t.Run("a baseline that lands after its child exited", func(t *testing.T) {
 		h, conf := watchHarness(t, "-restart", "always")
@@ -780,6 +814,9 @@ func TestHashBelongsToItsChild(t *testing.T) {
 	})
 }
 
+// TestRetriesAreSeparate proves that a config hash retried for want of
+// descriptors, with a warning, does not hold back the restart of a child
+// that exited under -restart always.
 func TestRetriesAreSeparate(t *testing.T) {
 	// A hash retry (no descriptors) must not hold back a child's start.
 	h, conf := watchHarness(t, "-restart", "always")
@@ -800,6 +837,10 @@ func TestRetriesAreSeparate(t *testing.T) {
 	}
 }
 
+// TestTerminalDecidedAtEachStart proves that a child gets the terminal only
+// if manager has it when it starts, and manager takes it back between
+// children; a hung-up terminal or failed hand-off is said gone once, the
+// child starting without it; a failed exec is no lost terminal.
 func TestTerminalDecidedAtEachStart(t *testing.T) {
 	t.Run("a foreground manager gives each child the terminal", func(t *testing.T) {
 		h := terminalHarness(t, managerGroup, "-restart", "always")
@@ -853,6 +894,15 @@ func TestTerminalDecidedAtEachStart(t *testing.T) {
 		h.wantTerminal(false)
 		h.wantLog("level=WARN", `msg="terminal gone; the child runs without it"`, `error="inappropriate ioctl for device"`)
 	})
+	t.Run("an exec that fails leaves the terminal be", func(t *testing.T) {
+		h := terminalHarness(t, managerGroup)
+		h.k.handoffErr = syscall.ETXTBSY // the command's own failure, with the terminal there
+		h.s.begin()
+		h.wantDone(126)
+		if strings.Contains(h.logs.String(), "terminal gone") {
+			t.Errorf("a failed exec declared the terminal gone:\n%s", h.logs.String())
+		}
+	})
 	t.Run("no terminal", func(t *testing.T) {
 		h := terminalHarness(t, 0)
 		h.begin()
@@ -863,6 +913,10 @@ func TestTerminalDecidedAtEachStart(t *testing.T) {
 	})
 }
 
+// TestInterruptedChildNotRestarted proves that, even with -restart always,
+// a child killed by SIGINT or SIGQUIT while manager holds the terminal
+// (Ctrl-C, Ctrl-\) is not restarted and manager exits with its code, while
+// one killed by SIGTERM, or by SIGINT without the terminal, is restarted.
 func TestInterruptedChildNotRestarted(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -893,6 +947,10 @@ func TestInterruptedChildNotRestarted(t *testing.T) {
 	}
 }
 
+// TestTerminalBetweenChildren proves that between two children the terminal
+// is manager's: a Ctrl-C during the backoff ends manager with the last
+// child's code, and one while the old group's leftovers are stopped is
+// passed to that group.
 func TestTerminalBetweenChildren(t *testing.T) {
 	t.Run("backoff", func(t *testing.T) {
 		h := terminalHarness(t, managerGroup, "-restart", "always")

@@ -181,6 +181,15 @@ func keepTail(tail []string, line string, length int) []string {
 // longer has one.
 var errNoTerminal = errors.New("no controlling terminal")
 
+// terminalFailed reports whether err is how a start that was to take the
+// terminal fails when the terminal is gone: tcsetpgrp's ENOTTY (hung up),
+// ENXIO or EIO, or no terminal left to open. An exec's own failures (a
+// busy or missing file) are none of these, and leave the terminal be.
+func terminalFailed(err error) bool {
+	return errors.Is(err, errNoTerminal) || errors.Is(err, syscall.ENOTTY) ||
+		errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.EIO)
+}
+
 // forkExec starts spec in a new process group. It never waits: the reaper
 // is the only waiter in manager.
 func forkExec(spec procSpec) (int, error) {
