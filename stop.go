@@ -122,7 +122,7 @@ func (s *supervisor) shutdown(sig syscall.Signal) {
 	}
 	s.log.Info("shutting down", "signal", signalName(received), "stop-signal", signalName(sig), "grace", s.cfg.grace)
 	if s.child.pid == 0 && s.child.started.IsZero() {
-		s.code = 128 + int(sig) // no child ever ran: manager ends as the signal would end one
+		s.code = 128 + int(received) // no child ever ran: manager ends as the signal it got would end one
 	}
 	s.beginExit()
 	if s.child.pid != 0 {
