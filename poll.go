@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +56,9 @@ type osFS struct {
 // racyWindow is two ticks of the coarsest kernel clock (HZ=100).
 const racyWindow = 20 * time.Millisecond
 
+// stat fingerprints path, symlinks followed, as the program opening it
+// would find it; nothing is opened, so a FIFO or a device counts as present
+// without its open(2) being run.
 func (fsys osFS) stat(path string) (fingerprint, error) {
 	var st syscall.Stat_t
 	if err := ignoringEINTR(func() error { return syscall.Stat(path, &st) }); err != nil {
@@ -170,9 +176,10 @@ type dirLook struct {
 
 // pollJob asks for a look at the watched paths, done beside the loop.
 type pollJob struct {
-	paths []string
-	prev  []stamp   // the last snapshot, read only: unchanged directories keep its entries
-	dirs  []dirLook // per path of paths; nil the first time
+	paths  []string
+	prev   []stamp   // the last snapshot, read only: unchanged directories keep its entries
+	dirs   []dirLook // per path of paths; nil the first time
+	mounts bool      // asks which of paths appeared as single-file mounts
 }
 
 // pollResult is a pollJob's answer.
@@ -180,6 +187,7 @@ type pollResult struct {
 	snap    []stamp   // prev itself when nothing changed
 	changed []string  // the paths whose stamps differ from prev's
 	dirs    []dirLook // for the next job
+	mounts  []string  // paths that appeared since prev as files, and are single-file mounts
 }
 
 // pollNow looks at the watched paths, as snapshot describes, reusing what
@@ -188,6 +196,7 @@ func pollNow(fsys osFS, job pollJob) pollResult {
 	dirs := make([]dirLook, len(job.paths))
 	copy(dirs, job.dirs)
 	b := snapBuilder{prev: job.prev}
+	var mounts []string
 	k := 0 // where the next path's stamps are in prev
 	for i, p := range job.paths {
 		var own *stamp
@@ -209,6 +218,9 @@ func pollNow(fsys osFS, job pollJob) pollResult {
 		case !fp.isDir():
 			dirs[i] = dirLook{}
 			b.add(stamp{p, fp})
+			if job.mounts && (own == nil || own.fp.isDir()) && isFileMount(p) {
+				mounts = append(mounts, p)
+			}
 			continue
 		}
 		dir := stamp{p, fingerprint{mode: syscall.S_IFDIR}}
@@ -247,7 +259,7 @@ func pollNow(fsys osFS, job pollJob) pollResult {
 		dir.fp.size = int64(kept)
 		b.insert(dir)
 	}
-	r := pollResult{snap: b.result(), dirs: dirs}
+	r := pollResult{snap: b.result(), dirs: dirs, mounts: mounts}
 	if !b.same() {
 		r.changed = changedStamps(job.prev, r.snap)
 	}
@@ -287,6 +299,7 @@ type snapBuilder struct {
 	marked   int  // where insert puts a stamp
 }
 
+// add appends st, without a copy while st is prev's next stamp.
 func (b *snapBuilder) add(st stamp) {
 	if !b.diverged && b.n < len(b.prev) && b.prev[b.n] == st {
 		b.n++
@@ -327,8 +340,10 @@ func (b *snapBuilder) diverge() {
 	}
 }
 
+// same reports whether what was added is prev, stamp for stamp.
 func (b *snapBuilder) same() bool { return !b.diverged && b.n == len(b.prev) }
 
+// result is the snapshot built: prev's own array when it is the same.
 func (b *snapBuilder) result() []stamp {
 	if b.diverged {
 		return b.out
@@ -489,4 +504,56 @@ func changedStamps(before, after []stamp) []string {
 		out = append(out, p)
 	}
 	return out
+}
+
+// isFileMount reports whether path, a file, symlinks followed, is itself a
+// mount point: a bind mount of a single file. A ConfigMap key (a symlink
+// into its volume) or a file in a mounted directory is not one.
+func isFileMount(path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return false
+	}
+	points, err := mountPoints()
+	return err == nil && points[real]
+}
+
+// mountPoints reads the mount points of manager's mount namespace from
+// /proc/self/mountinfo, whose fifth field is one, with space, tab, newline
+// and backslash escaped in octal.
+func mountPoints() (map[string]bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out[unescapeMountPath(f[4])] = true
+		}
+	}
+	return out, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -4,9 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -89,14 +86,14 @@ func (s *supervisor) watchFrom(first pollResult) {
 	s.pipe.watch = newDebouncer(s.cfg.debounce, first.snap)
 	s.pipe.looks = first.dirs
 	s.warnMissing(first.snap)
-	s.warnMounts(first.snap)
+	s.warnMounts(first.mounts)
 }
 
 // onPoll starts a look at the watched paths, beside the loop: a large
 // directory must never delay forwarding, reaping or a timer. The next poll
 // is armed when its result is in, so that looks never pile up.
 func (s *supervisor) onPoll() {
-	s.look(pollJob{paths: s.cfg.configs, prev: s.pipe.watch.last, dirs: s.pipe.looks})
+	s.look(pollJob{paths: s.cfg.configs, prev: s.pipe.watch.last, dirs: s.pipe.looks, mounts: true})
 }
 
 // onPolled takes a look's result, and acts once a change has settled.
@@ -112,9 +109,7 @@ func (s *supervisor) onPolled(r pollResult) {
 	for _, p := range vanished(s.cfg.configs, before, w.last) {
 		s.log.Warn("config missing", "path", p)
 	}
-	if appeared := vanished(s.cfg.configs, w.last, before); appeared != nil {
-		s.warnMounts(w.last)
-	}
+	s.warnMounts(r.mounts)
 	for _, p := range o.busy {
 		s.log.Warn("config busy: changing for too long; changes beside it no longer wait for it (move it out of the watched directory)",
 			"path", p, "after", w.busyAfter)
@@ -545,71 +540,18 @@ func (s *supervisor) warnMissing(snap []stamp) {
 	}
 }
 
-// warnMounts warns once about each watched file of snap that is a
-// single-file mount (docker run -v file:file, a Kubernetes subPath): it is
-// pinned to the file that was there when the container started, so a
-// replacement of its source (an editor's rename, every ConfigMap update)
-// never shows through.
-func (s *supervisor) warnMounts(snap []stamp) {
-	for _, p := range s.cfg.configs {
-		i := stampOf(snap, p)
-		if s.warned.mounts[p] || i < 0 || snap[i].fp.isDir() || !isFileMount(p) {
+// warnMounts warns once about each watched file of mounts, found to be a
+// single-file mount (docker run -v file:file, a Kubernetes subPath) when it
+// appeared: it is pinned to the file that was there when the container
+// started, so a replacement of its source (an editor's rename, every
+// ConfigMap update) never shows through.
+func (s *supervisor) warnMounts(mounts []string) {
+	for _, p := range mounts {
+		if s.warned.mounts[p] {
 			continue
 		}
 		s.warned.mounts[p] = true
 		s.log.Warn("config is a single-file mount", "path", p,
 			"hint", "an update that replaces the file (a ConfigMap update, an editor's save) never shows through it: mount the directory instead and watch that")
 	}
-}
-
-// isFileMount reports whether path, a file, symlinks followed, is itself a
-// mount point: a bind mount of a single file. A ConfigMap key (a symlink
-// into its volume) or a file in a mounted directory is not one.
-func isFileMount(path string) bool {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return false
-	}
-	real, err = filepath.Abs(real)
-	if err != nil {
-		return false
-	}
-	points, err := mountPoints()
-	return err == nil && points[real]
-}
-
-// mountPoints reads the mount points of manager's mount namespace from
-// /proc/self/mountinfo, whose fifth field is one, with space, tab, newline
-// and backslash escaped in octal.
-func mountPoints() (map[string]bool, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 {
-			out[unescapeMountPath(f[4])] = true
-		}
-	}
-	return out, nil
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
