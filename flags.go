@@ -82,6 +82,8 @@ type listFlag struct {
 	set    bool // the flag appeared at least once
 }
 
+// String and Set make listFlag a flag.Value; each use of the flag adds one
+// value.
 func (l *listFlag) String() string { return strings.Join(l.values, ",") }
 
 func (l *listFlag) Set(v string) error {
@@ -248,7 +250,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	for _, v := range listens.values {
 		a, err := parseListen(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: %w", name("listen"), v, err)
+			return nil, fmt.Errorf("%s %s: %w", name("listen"), quoteValue(v), err)
 		}
 		c.listen = append(c.listen, a)
 	}

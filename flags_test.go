@@ -280,6 +280,7 @@ var argsErrorCases = []argsErrorCase{
 	{"long value", []string{"-grace", strings.Repeat("x", 10000)}, nil, `-grace "` + strings.Repeat("x", 64) + `"… (10000 bytes): invalid duration`},
 	{"long variable", nil, env{"MANAGER_LOG_LEVEL": strings.Repeat("é", 5000)}, `MANAGER_LOG_LEVEL "` + strings.Repeat("é", 32) + `"… (10000 bytes): want debug, info, warn or error`},
 	{"long check", []string{"-check", strings.Repeat("y", 300)}, nil, `-check "` + strings.Repeat("y", 64) + `"… (300 bytes): "` + strings.Repeat("y", 64) + `"… (300 bytes): not found in PATH`},
+	{"long -listen", nil, env{"MANAGER_LISTEN": ":80," + strings.Repeat("h", 500) + ":80"}, `MANAGER_LISTEN "` + strings.Repeat("h", 64) + `"… (503 bytes): HOST must be an IP address (an IPv6 one in brackets) or localhost`},
 	{"long flag name", []string{"--" + strings.Repeat("z", 3000)}, nil, `flag provided but not defined: "--` + strings.Repeat("z", 62) + `"… (3002 bytes) (manager -h lists the flags)`},
 }
 
@@ -691,6 +692,10 @@ func wantJSONLog(t *testing.T, p *proc) {
 	}
 }
 
+// TestParseArgs proves what the command line sets: defaults; the command,
+// after -- or not, or -command with every argument after it; two-dash
+// flags; -config replacing the default, or empty for none; -check split on
+// blanks; signals by name or number; repeated -remap-exit; json logs.
 func TestParseArgs(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -754,6 +759,10 @@ func TestParseArgs(t *testing.T) {
 	}
 }
 
+// TestParseArgsErrors proves that a bad command line is refused with one
+// line naming the flag and its value and saying why: unknown flags, missing
+// values, empty commands, bad durations, signals, exit codes and log
+// settings, a -check that cannot run, and -check with -grace 0.
 func TestParseArgsErrors(t *testing.T) {
 	notExec := filepath.Join(t.TempDir(), "plain")
 	if err := os.WriteFile(notExec, nil, 0o644); err != nil {
