@@ -111,6 +111,10 @@ func configMap(files map[string]string) fsOp {
 	}
 }
 
+// TestChangeDetection proves, on real files, directories and ConfigMaps,
+// that any write, touch, chmod, swap or removal changes the fingerprint,
+// only new bytes or entries added or removed the content; that a removal is
+// seen as vanished, a FIFO hashed without blocking, a swap file ignored.
 func TestChangeDetection(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -173,6 +177,9 @@ func TestChangeDetection(t *testing.T) {
 	}
 }
 
+// TestRacyFingerprint proves that a file whose last change is within the
+// racy window is fingerprinted as racy, its times too recent to show a next
+// write, and that with a window already past, or no window, it is not.
 func TestRacyFingerprint(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "app.conf")
 	writeFile(t, conf, "a")
@@ -219,6 +226,10 @@ func every(start, gap time.Duration, n int, op func(i int) fsOp) []timedOp {
 	return out
 }
 
+// TestDebounce proves that a change is reported settled once the watched
+// paths stayed unchanged for the quiet period after the last write: once
+// for one write, a burst, a slow writer, a rename, a ConfigMap swap or a
+// vanish and return; twice for two changes far apart; never for none.
 func TestDebounce(t *testing.T) {
 	const poll, quiet = 100 * time.Millisecond, 500 * time.Millisecond
 	tests := []struct {
@@ -300,17 +311,19 @@ func TestHugeDirectoryDoesNotStallLoop(t *testing.T) {
 	readyPid(t, p)
 	p.stderr.wait(t, `msg="config hashed" purpose=baseline`, time.Minute)
 
-	var lat []time.Duration
-	for i := range 30 {
-		sent := time.Now()
-		p.signal(syscall.SIGUSR1)
-		p.stdout.waitN(t, i+1, "^got SIGUSR1", 10*time.Second)
-		lat = append(lat, time.Since(sent))
-	}
-	slices.Sort(lat)
-	t.Logf("SIGUSR1 forwarded in %v (median), %v (max), watching %d entries at -poll 100ms", lat[len(lat)/2], lat[len(lat)-1], entries)
-	if lat[len(lat)/2] > 20*time.Millisecond {
-		t.Errorf("median forwarding latency %v: the loop waits for the directory", lat[len(lat)/2])
+	// The same manager watching one small file gives what forwarding
+	// costs on this machine now, busy or not.
+	small := filepath.Join(t.TempDir(), "app.conf")
+	writeFile(t, small, "v1")
+	q := startManager(t, runOpts{}, "-config", small, "-poll", "100ms", "--", helper, "signals")
+	readyPid(t, q)
+	base := forwardLatency(t, q)
+	q.signal(syscall.SIGTERM)
+	q.wait(30 * time.Second)
+	lat := forwardLatency(t, p)
+	t.Logf("SIGUSR1 forwarded in %v (median) watching %d entries at -poll 100ms, %v watching one file", lat, entries, base)
+	if limit := 50*time.Millisecond + 10*base; lat > limit {
+		t.Errorf("median forwarding latency %v, over %v: the loop waits for the directory", lat, limit)
 	}
 
 	before := cpuTicks(t, p.pid())
@@ -389,4 +402,20 @@ func TestLookIsBounded(t *testing.T) {
 	if want := []string{dir, filepath.Join(dir, "f02400"), filepath.Join(dir, "new")}; !slices.Equal(got, want) {
 		t.Errorf("the look after an entry was added saw %q, want %q", got, want)
 	}
+}
+
+// forwardLatency sends p's program 30 SIGUSR1 through manager, one at a
+// time, and returns the median time each took to be reported received.
+func forwardLatency(t *testing.T, p *proc) time.Duration {
+	t.Helper()
+	done := len(p.stdout.matching("^got SIGUSR1"))
+	var lat []time.Duration
+	for i := range 30 {
+		sent := time.Now()
+		p.signal(syscall.SIGUSR1)
+		p.stdout.waitN(t, done+i+1, "^got SIGUSR1", 10*time.Second)
+		lat = append(lat, time.Since(sent))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2]
 }
