@@ -200,6 +200,7 @@ const (
 	change                      // what the paths hold after a change settled
 )
 
+// String names p in the log's purpose= attribute.
 func (p hashPurpose) String() string {
 	if p == baseline {
 		return "baseline"

@@ -55,6 +55,10 @@ func mustContents(t *testing.T, paths []string) content {
 	return c
 }
 
+// TestChangedPaths proves that a watched path counts as changed when it
+// appears or its bytes differ from those the child runs with, not when they
+// are the same, and that a path that vanished is no change and keeps its
+// old content, so that only its return with other bytes counts.
 func TestChangedPaths(t *testing.T) {
 	a, b := digest{1}, digest{2}
 	tests := []struct {

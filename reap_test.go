@@ -5,6 +5,9 @@ package main
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +17,10 @@ import (
 	"time"
 )
 
+// TestParseSignal proves that a signal is read by name, with or without SIG
+// and in any case, by alias (IOT, POLL) or by number from 1 to 64, that
+// anything else is refused, and that signals are named as SIGTERM, or
+// "signal 40" for one without a name.
 func TestParseSignal(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -47,6 +54,9 @@ func TestParseSignal(t *testing.T) {
 	}
 }
 
+// TestForwardedSignals proves that manager forwards HUP, QUIT, USR1, USR2,
+// WINCH, PIPE, ALRM, CONT, TSTP and real-time signals, and never TERM or
+// INT (they shut down), CHLD, URG, PROF, KILL, STOP or a fault signal.
 func TestForwardedSignals(t *testing.T) {
 	got := forwardedSignals()
 	for _, never := range []syscall.Signal{syscall.SIGCHLD, syscall.SIGURG, syscall.SIGKILL, syscall.SIGSTOP,
@@ -64,6 +74,9 @@ func TestForwardedSignals(t *testing.T) {
 	}
 }
 
+// TestExitCode proves that a wait status gives manager's exit code: the
+// code the child exited with, or 128 plus the signal that killed it, core
+// dumped or not.
 func TestExitCode(t *testing.T) {
 	tests := []struct {
 		name string
@@ -85,6 +98,10 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
+// TestStartError proves that a command that cannot start gives 127 when it
+// or its script's interpreter is missing, not found in PATH included, and
+// 126 when it is not executable or of a bad format, with a reason that says
+// which.
 func TestStartError(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "script")
@@ -168,6 +185,10 @@ func TestRelayLines(t *testing.T) {
 	}
 }
 
+// TestKeepTail proves that the end of an output kept for a verdict is its
+// last five lines within about 2 KiB: a line over the limit is kept cut and
+// marked with "…", and older lines are dropped whole to stay within the
+// bytes.
 func TestKeepTail(t *testing.T) {
 	cut := strings.Repeat("x", relayLineMax)
 	tests := []struct {
@@ -190,4 +211,74 @@ func TestKeepTail(t *testing.T) {
 			t.Errorf("%s: keepTail of %.60q = %.60q, want %.60q", tc.name, tc.lines, tail, tc.want)
 		}
 	}
+}
+
+// TestNoThreadEndsLocked proves, from the source, what the parent-death
+// signal relies on: every function of manager that locks its goroutine to
+// a thread unlocks it again. A goroutine that ended locked would end its
+// thread, and the kernel would then SIGKILL every program that thread
+// forked, though manager lives on.
+func TestNoThreadEndsLocked(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			var body *ast.BlockStmt
+			switch fn := n.(type) {
+			case *ast.FuncDecl:
+				body = fn.Body
+			case *ast.FuncLit:
+				body = fn.Body
+			}
+			if body == nil {
+				return true
+			}
+			locks, unlocks := lockCalls(body)
+			if locks > unlocks {
+				t.Errorf("%s: a function locks its goroutine to a thread %d times and unlocks it %d times", fset.Position(n.Pos()), locks, unlocks)
+			}
+			checked += locks
+			return true
+		})
+	}
+	if checked == 0 {
+		t.Fatal("found no runtime.LockOSThread: the check looks at the wrong files")
+	}
+}
+
+// lockCalls counts the calls of runtime.LockOSThread and UnlockOSThread in
+// body, leaving out those of the functions it defines: each has its own.
+func lockCalls(body *ast.BlockStmt) (locks, unlocks int) {
+	ast.Inspect(body, func(n ast.Node) bool {
+		if _, ok := n.(*ast.FuncLit); ok {
+			return false
+		}
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
+			if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "runtime" {
+				switch sel.Sel.Name {
+				case "LockOSThread":
+					locks++
+				case "UnlockOSThread":
+					unlocks++
+				}
+			}
+		}
+		return true
+	})
+	return locks, unlocks
 }

@@ -19,6 +19,10 @@ import (
 	"time"
 )
 
+// TestRestartOnChange proves that a change to a watched file restarts the
+// child once it stayed unchanged for -debounce, not before: the old child
+// gets SIGTERM, a new one starts once it exited, the change is logged with
+// its path, and it is acted on only once.
 func TestRestartOnChange(t *testing.T) {
 	h, conf := watchHarness(t)
 	old := h.s.child.pid
@@ -45,6 +49,9 @@ func TestRestartOnChange(t *testing.T) {
 	}
 }
 
+// TestSameBytesDoNotRestart proves that a touch, or a write undone before
+// it settled, restarts nothing: the files are logged unchanged and the
+// child keeps running, unsignalled.
 func TestSameBytesDoNotRestart(t *testing.T) {
 	h, conf := watchHarness(t)
 	future := time.Now().Add(time.Hour)
@@ -63,6 +70,8 @@ func TestSameBytesDoNotRestart(t *testing.T) {
 	h.wantLog("config unchanged")
 }
 
+// TestReloadSignal proves that with -reload-signal each change sends the
+// child that signal and restarts nothing: the same child keeps running.
 func TestReloadSignal(t *testing.T) {
 	h, conf := watchHarness(t, "-reload-signal", "HUP")
 	pid := h.s.child.pid
@@ -78,6 +87,10 @@ func TestReloadSignal(t *testing.T) {
 	h.wantKills(sent{pid, syscall.SIGHUP})
 }
 
+// TestCheck proves that -check decides on a change: a failure is logged
+// with its code and keeps the running child, a pass restarts it, and a
+// check still running after -grace is killed and counts as failed; the
+// check's group is killed once it has a verdict.
 func TestCheck(t *testing.T) {
 	h, conf := watchHarness(t, "-check", "/bin/sh -n")
 	pid := h.s.child.pid
@@ -341,6 +354,9 @@ func TestRefusedChangeRemembered(t *testing.T) {
 	})
 }
 
+// TestChangeDuringRestart proves that a change made while the old child is
+// stopping starts no child before it exits, and is acted on once after: one
+// restart for each settled change, no more.
 func TestChangeDuringRestart(t *testing.T) {
 	h, conf := watchHarness(t)
 	old := h.s.child.pid
@@ -365,6 +381,9 @@ func TestChangeDuringRestart(t *testing.T) {
 	h.wantRunning()
 }
 
+// TestShutdownDuringRestart proves that a SIGTERM while the old child is
+// stopping for a restart is a shutdown: the stop signal is sent again, no
+// new child starts, and manager exits with the old child's code.
 func TestShutdownDuringRestart(t *testing.T) {
 	h, conf := watchHarness(t)
 	old := h.s.child.pid
@@ -381,6 +400,9 @@ func TestShutdownDuringRestart(t *testing.T) {
 	}
 }
 
+// TestChildExitWhileChangePending proves that the child exiting while a
+// change's check runs ends manager with the child's code: the check's group
+// is killed and no new child starts.
 func TestChildExitWhileChangePending(t *testing.T) {
 	h, conf := watchHarness(t, "-check", "/bin/sh")
 	writeFile(t, conf, "b")
@@ -395,6 +417,8 @@ func TestChildExitWhileChangePending(t *testing.T) {
 	}
 }
 
+// TestRestartCannotStart proves that a restart whose command is gone ends
+// manager with 127, logging that the child cannot start.
 func TestRestartCannotStart(t *testing.T) {
 	h, conf := watchHarness(t)
 	writeFile(t, conf, "b")
@@ -406,6 +430,10 @@ func TestRestartCannotStart(t *testing.T) {
 	h.wantLog("cannot start child")
 }
 
+// TestConfigMissingThenCreated proves that a watched file created after the
+// start restarts the child, that its deletion is logged as missing and
+// acted on no further, and that its return restarts the child only with
+// other bytes than it runs with.
 func TestConfigMissingThenCreated(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "app.conf")
 	h := newHarness(t, false, "-config", conf, "-poll", "100ms", "-debounce", "500ms", "/bin/true")
@@ -437,6 +465,10 @@ func TestConfigMissingThenCreated(t *testing.T) {
 	}
 }
 
+// TestRestartSignal proves that -restart-signal, instead of being
+// forwarded, restarts the child with its files unchanged, also with nothing
+// watched, and that a failing -check then keeps the running child and
+// nothing more is done.
 func TestRestartSignal(t *testing.T) {
 	t.Run("restarts with unchanged files, not forwarded", func(t *testing.T) {
 		h, _ := watchHarness(t, "-restart-signal", "USR2", "-reload-signal", "HUP")
@@ -477,6 +509,9 @@ func TestRestartSignal(t *testing.T) {
 	})
 }
 
+// TestBusyEntryNeverStarves proves that an entry of a watched directory
+// rewritten every 300 ms, even while it is hashed, is logged as busy, and
+// that a real change beside it then still restarts the child.
 func TestBusyEntryNeverStarves(t *testing.T) {
 	// A state file rewritten every 300 ms, also while a real change beside
 	// it is hashed: the hash must not be thrown away for it.

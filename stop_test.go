@@ -14,6 +14,10 @@ import (
 	"time"
 )
 
+// TestShutdown proves that SIGTERM or SIGINT reaches the child (its group
+// with -group) as itself, or as -stop-signal, then SIGCONT; a second one is
+// forwarded, not extending -grace; at its end the child and group get
+// SIGKILL; manager exits with the child's code.
 func TestShutdown(t *testing.T) {
 	t.Run("TERM is forwarded, child exits within grace", func(t *testing.T) {
 		h := newHarness(t, false, "-config=", "/bin/true")
@@ -65,6 +69,9 @@ func TestShutdown(t *testing.T) {
 	})
 }
 
+// TestSignalsForwarded proves that HUP, QUIT, USR1, USR2, WINCH and a
+// real-time signal are passed on to the child, or its group with -group,
+// and change nothing else: the child keeps running.
 func TestSignalsForwarded(t *testing.T) {
 	for _, s := range []syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, 40} {
 		h := newHarness(t, false, "-config=", "/bin/true")
@@ -79,6 +86,10 @@ func TestSignalsForwarded(t *testing.T) {
 	}
 }
 
+// TestLeftovers proves that the processes a child left get the stop signal
+// and are waited for before manager exits: its group, or as PID 1 every
+// process, then SIGKILL after -grace, giving up after killWait; and that a
+// member reaped by another parent is noticed without SIGCHLD.
 func TestLeftovers(t *testing.T) {
 	t.Run("not PID 1: the group gets the stop signal, then is waited for", func(t *testing.T) {
 		h := newHarness(t, false, "-config=", "-stop-signal", "USR2", "/bin/true")
@@ -118,6 +129,9 @@ func TestLeftovers(t *testing.T) {
 	})
 }
 
+// TestShutdownDuringRestartAsPID1 proves that as PID 1, a SIGTERM while the
+// old child's group lingers before a restart sends the stop signal, then
+// SIGKILL after -grace, to every process, not only to that group.
 func TestShutdownDuringRestartAsPID1(t *testing.T) {
 	// The old child is reaped, a member of its group lingers, and SIGTERM
 	// comes: as PID 1 every process must now get the stop signal, not only
@@ -168,6 +182,10 @@ func TestNeverKillAllUnlessPID1(t *testing.T) {
 	}
 }
 
+// TestStopDelay proves that after SIGTERM, for -stop-delay, the child keeps
+// running and getting signals, then gets the stop signal; a second signal
+// stops it at once; its exit in the delay ends manager with its code, even
+// with -restart always; no change is acted on meanwhile.
 func TestStopDelay(t *testing.T) {
 	t.Run("child keeps running and getting signals, then is stopped", func(t *testing.T) {
 		h := newHarness(t, false, "-config=", "-stop-delay", "5s", "/bin/true")
@@ -213,6 +231,10 @@ func TestStopDelay(t *testing.T) {
 	})
 }
 
+// TestUnkillableChildIsGivenUp proves that a child that cannot be signalled
+// is given up after -grace and killWait: manager exits with 137, warning
+// that the signal was not sent and logging an error that the child cannot
+// be killed.
 func TestUnkillableChildIsGivenUp(t *testing.T) {
 	h := newHarness(t, false, "-config=", "-grace", "1s", "/bin/true")
 	pid := h.s.child.pid
@@ -224,6 +246,9 @@ func TestUnkillableChildIsGivenUp(t *testing.T) {
 	h.wantLog("level=ERROR", "child cannot be killed")
 }
 
+// TestNoChangeDuringStopDelay proves that a change whose hash is under way
+// when the stop delay begins is not acted on: the child is neither
+// signalled nor replaced.
 func TestNoChangeDuringStopDelay(t *testing.T) {
 	// A change whose hash is under way when the stop delay begins.
 	h, conf := watchHarness(t, "-stop-delay", "30s")
@@ -389,6 +414,10 @@ func TestOutsidersNotWaited(t *testing.T) {
 	})
 }
 
+// TestSplitOutsiders proves that processes whose parents lead to PID 1 are
+// the program's (descendants, orphans, one whose parent just exited, a loop
+// of reused pids) and those whose parents lead to 0 without it (an exec'd
+// shell and its jobs) are outsiders.
 func TestSplitOutsiders(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -423,6 +452,9 @@ func TestSplitOutsiders(t *testing.T) {
 	}
 }
 
+// TestParseStat proves that /proc/PID/stat gives a process's parent, group
+// and name, a name holding spaces and parentheses included, and that a line
+// cut short or without its name in parentheses is refused.
 func TestParseStat(t *testing.T) {
 	tests := []struct {
 		stat string
