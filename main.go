@@ -142,7 +142,7 @@
 // by), which sets the variable and execs the program in its place: same
 // pid, process group, terminal, blocked and ignored signals, and
 // parent-death signal. That is one more start of a Go program at each
-// start (7 to 9 ms more from one program's stop to the next one's start,
+// start (7 to 10 ms more from one program's stop to the next one's start,
 // median on 2 CPUs), with its few threads for that moment; without
 // sockets, none of this happens. A program that binds its own port gains
 // nothing from -listen, nor one that uses UDP, which -listen does not
