@@ -124,6 +124,7 @@ var sections = []sectionSpec{
 	}, (*bench).reload},
 	{"restart", "Restart cost", []string{
 		"no fd growth over 1,000 restarts (contract §7)",
+		"no fd growth over 1,000 restarts with -listen",
 	}, (*bench).restart},
 }
 
