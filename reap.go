@@ -198,25 +198,25 @@ func forkExec(spec procSpec) (int, error) {
 		files = append(files, uintptr(fd)) // -1 becomes a closed fd in the child
 	}
 	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if spec.foreground {
-		// Foreground makes the child call tcsetpgrp on Ctty, with its
-		// signals blocked, before it sets up its descriptors: Ctty is
-		// manager's descriptor (syscall.SysProcAttr), so /dev/tty opened
-		// close-on-exec serves when none of the standard streams is the
-		// terminal, and the program gets no descriptor it did not have.
-		fd, opened, err := openTerminal()
-		if fd < 0 {
-			if err == nil {
-				err = errNoTerminal
-			}
-			return 0, err
-		}
-		if opened {
-			defer syscall.Close(fd)
-		}
-		sys.Foreground, sys.Ctty = true, fd
+	var pid int
+	start := func() (err error) {
+		pid, err = syscall.ForkExec(spec.path, spec.argv, &syscall.ProcAttr{Env: spec.env, Files: files, Sys: sys})
+		return err
 	}
-	return syscall.ForkExec(spec.path, spec.argv, &syscall.ProcAttr{Env: spec.env, Files: files, Sys: sys})
+	if !spec.foreground {
+		err := start()
+		return pid, err
+	}
+	// Foreground makes the child call tcsetpgrp on Ctty, with its signals
+	// blocked, before it sets up its descriptors: Ctty is manager's
+	// descriptor (syscall.SysProcAttr), so /dev/tty opened close-on-exec
+	// serves when none of the standard streams is the terminal, and the
+	// program gets no descriptor it did not have.
+	err := onTerminal(func(fd int, _ bool) error {
+		sys.Foreground, sys.Ctty = true, fd
+		return start()
+	})
+	return pid, err
 }
 
 // errNotFound is a command name without a slash that no directory of PATH
@@ -388,42 +388,11 @@ func openTerminal() (fd int, opened bool, err error) {
 	return -1, false, nil // ENXIO: no controlling terminal
 }
 
-// terminalForeground returns the foreground process group of manager's
-// controlling terminal, 0 when it has none.
-func terminalForeground() (int, error) {
-	fd, opened, err := openTerminal()
-	if fd < 0 {
-		return 0, err
-	}
-	if opened {
-		defer syscall.Close(fd)
-	}
-	var pgrp int32
-	if ioctlPtr(fd, syscall.TIOCGPGRP, unsafe.Pointer(&pgrp)) != nil {
-		return 0, nil // hung up since openTerminal looked
-	}
-	return int(pgrp), nil
-}
-
-// terminalNeedsDescriptor reports whether manager's next start would open
-// /dev/tty to give its program the terminal: manager's group is in the
-// terminal's foreground, and none of its standard streams is the terminal.
-func terminalNeedsDescriptor() bool {
-	fd, opened, _ := openTerminal()
-	if !opened {
-		return false
-	}
-	defer syscall.Close(fd)
-	var pgrp int32
-	return ioctlPtr(fd, syscall.TIOCGPGRP, unsafe.Pointer(&pgrp)) == nil && int(pgrp) == syscall.Getpgrp()
-}
-
-// giveTerminal makes pgid the foreground process group of manager's
-// controlling terminal. From a background group, tcsetpgrp(3) raises
-// SIGTTOU, which manager catches, so the call would be restarted forever;
-// the kernel lets it through when the calling thread blocks SIGTTOU, which
-// it does here, on a thread of its own for the moment.
-func giveTerminal(pgid int) error {
+// onTerminal calls f with a descriptor of manager's controlling terminal;
+// opened says it is /dev/tty, opened for the call and closed after it.
+// Without a terminal, it returns errNoTerminal, or why /dev/tty could not
+// be opened.
+func onTerminal(f func(fd int, opened bool) error) error {
 	fd, opened, err := openTerminal()
 	if fd < 0 {
 		if err == nil {
@@ -434,15 +403,55 @@ func giveTerminal(pgid int) error {
 	if opened {
 		defer syscall.Close(fd)
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	old := blockThreadSignals(syscall.SIGTTOU)
-	defer setThreadSignalMask(old)
-	p := int32(pgid)
-	if err := ioctlPtr(fd, syscall.TIOCSPGRP, unsafe.Pointer(&p)); err != nil {
-		return os.NewSyscallError("tcsetpgrp", err)
+	return f(fd, opened)
+}
+
+// terminalForeground returns the foreground process group of manager's
+// controlling terminal, 0 when it has none.
+func terminalForeground() (int, error) {
+	var pgrp int32
+	err := onTerminal(func(fd int, _ bool) error {
+		if ioctlPtr(fd, syscall.TIOCGPGRP, unsafe.Pointer(&pgrp)) != nil {
+			pgrp = 0 // hung up since openTerminal looked
+		}
+		return nil
+	})
+	if err == errNoTerminal {
+		return 0, nil
 	}
-	return nil
+	return int(pgrp), err
+}
+
+// terminalNeedsDescriptor reports whether manager's next start would open
+// /dev/tty to give its program the terminal: manager's group is in the
+// terminal's foreground, and none of its standard streams is the terminal.
+func terminalNeedsDescriptor() bool {
+	needs := false
+	onTerminal(func(fd int, opened bool) error {
+		var pgrp int32
+		needs = opened && ioctlPtr(fd, syscall.TIOCGPGRP, unsafe.Pointer(&pgrp)) == nil && int(pgrp) == syscall.Getpgrp()
+		return nil
+	})
+	return needs
+}
+
+// giveTerminal makes pgid the foreground process group of manager's
+// controlling terminal. From a background group, tcsetpgrp(3) raises
+// SIGTTOU, which manager catches, so the call would be restarted forever;
+// the kernel lets it through when the calling thread blocks SIGTTOU, which
+// it does here, on a thread of its own for the moment.
+func giveTerminal(pgid int) error {
+	return onTerminal(func(fd int, _ bool) error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		old := blockThreadSignals(syscall.SIGTTOU)
+		defer setThreadSignalMask(old)
+		p := int32(pgid)
+		if err := ioctlPtr(fd, syscall.TIOCSPGRP, unsafe.Pointer(&p)); err != nil {
+			return os.NewSyscallError("tcsetpgrp", err)
+		}
+		return nil
+	})
 }
 
 // ioctlPtr is ioctl(2) with a pointer argument.
