@@ -241,22 +241,8 @@ func pollNow(fsys osFS, job pollJob) pollResult {
 			continue
 		}
 		// Unchanged: the same names, some of them stat'ed again.
-		from, n := dirs[i].next%max(len(entries), 1), min(len(entries), entriesPerLook)
-		dirs[i].next = from + n
-		kept := 0
 		b.mark()
-		for j, e := range entries {
-			if (j-from+len(entries))%len(entries) < n {
-				efp, err := fsys.stat(e.path)
-				if err != nil {
-					continue // a symlink whose target is gone
-				}
-				e.fp = efp
-			}
-			b.add(e)
-			kept++
-		}
-		dir.fp.size = int64(kept)
+		dir.fp.size = int64(restatSome(fsys, &b, entries, &dirs[i]))
 		b.insert(dir)
 	}
 	r := pollResult{snap: b.result(), dirs: dirs, mounts: mounts}
@@ -264,6 +250,29 @@ func pollNow(fsys osFS, job pollJob) pollResult {
 		r.changed = changedStamps(job.prev, r.snap)
 	}
 	return r
+}
+
+// restatSome adds entries, those of a directory whose names did not
+// change, to b, with entriesPerLook of them stat'ed again, from where the
+// last look at it stopped (look.next), and returns how many it added: an
+// entry that can no longer be stat'ed (a symlink whose target is gone) is
+// left out.
+func restatSome(fsys osFS, b *snapBuilder, entries []stamp, look *dirLook) int {
+	from, n := look.next%max(len(entries), 1), min(len(entries), entriesPerLook)
+	look.next = from + n
+	kept := 0
+	for j, e := range entries {
+		if (j-from+len(entries))%len(entries) < n {
+			fp, err := fsys.stat(e.path)
+			if err != nil {
+				continue
+			}
+			e.fp = fp
+		}
+		b.add(e)
+		kept++
+	}
+	return kept
 }
 
 // statEntries stats the visible entries of directory p named names, and
