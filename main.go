@@ -299,19 +299,8 @@ func run(args []string, sigs *signals, stderr *logWriter) int {
 		fmt.Fprintf(stderr, "manager: %v\n", err)
 		return exitUsage
 	}
-	// Sockets are bound before anything starts (exit 1 if they cannot
-	// be); the files of Unix sockets are removed however manager ends from
-	// here. Too few descriptors is a bad command line (exit 2).
-	inherited, mine, err := inheritSockets(os.LookupEnv, os.Getpid())
-	code := exitSockets
-	if err == nil {
-		code, err = exitUsage, checkDescriptors(cfg, len(cfg.listen)+len(inherited) > 0)
-	}
-	var socks *sockets
-	if err == nil {
-		code = exitSockets
-		socks, err = holdSockets(cfg, inherited, mine)
-	}
+	// The files of Unix sockets are removed however manager ends from here.
+	socks, code, err := takeSockets(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "manager: %v\n", err)
 		return code
@@ -320,4 +309,20 @@ func run(args []string, sigs *signals, stderr *logWriter) int {
 	prepareRuntime()
 	stderr.format.Store(cfg)
 	return supervise(cfg, newLogger(stderr, cfg), sigs, socks)
+}
+
+// takeSockets binds the sockets of -listen and takes those manager was
+// started with, before anything starts, and on error returns the exit code
+// for it: too few descriptors is a bad command line (exitUsage), a socket
+// that cannot be bound or taken is exitSockets.
+func takeSockets(cfg *config) (*sockets, int, error) {
+	inherited, mine, err := inheritSockets(os.LookupEnv, os.Getpid())
+	if err != nil {
+		return nil, exitSockets, err
+	}
+	if err := checkDescriptors(cfg, len(cfg.listen)+len(inherited) > 0); err != nil {
+		return nil, exitUsage, err
+	}
+	socks, err := holdSockets(cfg, inherited, mine)
+	return socks, exitSockets, err
 }
