@@ -158,6 +158,11 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 		}
 		return "-" + flag
 	}
+	// refuse is the one-line error for value v of flag: where v came
+	// from, v quoted and cut, and why it is refused.
+	refuse := func(flag, v string, why any) error {
+		return fmt.Errorf("%s %s: %v", name(flag), quoteValue(v), why)
+	}
 
 	c := &config{group: *group, stopExplicit: source["stop-signal"] != "", remap: map[int]bool{}}
 	switch {
@@ -187,7 +192,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 		return nil, err
 	}
 	if c.poll < minPoll {
-		return nil, fmt.Errorf("%s %s: under %v, polling is a busy loop", name("poll"), quoteValue(*poll), minPoll)
+		return nil, refuse("poll", *poll, "under "+minPoll.String()+", polling is a busy loop")
 	}
 	if c.debounce, err = parseDuration(name("debounce"), *debounce, true); err != nil {
 		return nil, err
@@ -200,57 +205,57 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	}
 	if *reloadSignal != "" {
 		if c.reloadSignal, err = parseSignal(*reloadSignal); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", name("reload-signal"), quoteValue(*reloadSignal), err)
+			return nil, refuse("reload-signal", *reloadSignal, err)
 		}
 		if c.reloadSignal == syscall.SIGKILL || c.reloadSignal == syscall.SIGSTOP {
-			return nil, fmt.Errorf("%s %s: %s cannot be caught: the program could never handle it", name("reload-signal"), quoteValue(*reloadSignal), signalName(c.reloadSignal))
+			return nil, refuse("reload-signal", *reloadSignal, signalName(c.reloadSignal)+" cannot be caught: the program could never handle it")
 		}
 	}
 	if c.stopSignal, err = parseSignal(*stopSignal); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", name("stop-signal"), quoteValue(*stopSignal), err)
+		return nil, refuse("stop-signal", *stopSignal, err)
 	}
 	if c.stopSignal == syscall.SIGSTOP {
-		return nil, fmt.Errorf("%s %s: SIGSTOP only suspends the program, it never makes it exit", name("stop-signal"), quoteValue(*stopSignal))
+		return nil, refuse("stop-signal", *stopSignal, "SIGSTOP only suspends the program, it never makes it exit")
 	}
 	if *restartSignal != "" {
 		if c.restartSignal, err = parseSignal(*restartSignal); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", name("restart-signal"), quoteValue(*restartSignal), err)
+			return nil, refuse("restart-signal", *restartSignal, err)
 		}
 		if err := checkRestartSignal(c.restartSignal); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", name("restart-signal"), quoteValue(*restartSignal), err)
+			return nil, refuse("restart-signal", *restartSignal, err)
 		}
 	}
 	var ok bool
 	if c.restartMode, c.restartMax, ok = parseRestart(*restart); !ok {
-		return nil, fmt.Errorf("%s %s: want no, on-failure[:N] or always[:N], N at least 1", name("restart"), quoteValue(*restart))
+		return nil, refuse("restart", *restart, "want no, on-failure[:N] or always[:N], N at least 1")
 	}
 	if source["check"] != "" {
 		c.check = strings.Fields(*check)
 		if len(c.check) == 0 {
-			return nil, fmt.Errorf("%s %s: empty command", name("check"), quoteValue(*check))
+			return nil, refuse("check", *check, "empty command")
 		}
 		// Unlike the program, whose absence is exit 127 as in a shell, a
 		// check that cannot run is a bad flag: every change would fail it.
 		if c.checkPath, err = resolveCommand(c.check[0]); err != nil {
 			_, why := startError(c.check[0], err)
-			return nil, fmt.Errorf("%s %s: %s: %w", name("check"), quoteValue(*check), printable(c.check[0]), why)
+			return nil, refuse("check", *check, printable(c.check[0])+": "+why.Error())
 		}
 	}
 	if c.check != nil && c.grace == 0 {
 		// The check is killed after -grace: with none, it could never pass.
-		return nil, fmt.Errorf("%s %s: -check is killed after -grace, so it needs more than 0", name("grace"), quoteValue(*grace))
+		return nil, refuse("grace", *grace, "-check is killed after -grace, so it needs more than 0")
 	}
 	for _, v := range remaps.values {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 255 {
-			return nil, fmt.Errorf("%s %s: not an exit code (0 to 255)", name("remap-exit"), quoteValue(v))
+			return nil, refuse("remap-exit", v, "not an exit code (0 to 255)")
 		}
 		c.remap[n] = true
 	}
 	for _, v := range listens.values {
 		a, err := parseListen(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", name("listen"), quoteValue(v), err)
+			return nil, refuse("listen", v, err)
 		}
 		c.listen = append(c.listen, a)
 	}
@@ -258,10 +263,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 	case "text", "json":
 		c.logFormat = *logFormat
 	default:
-		return nil, fmt.Errorf("%s %s: want text or json", name("log-format"), quoteValue(*logFormat))
+		return nil, refuse("log-format", *logFormat, "want text or json")
 	}
 	if c.logLevel, ok = parseLevel(*logLevel); !ok {
-		return nil, fmt.Errorf("%s %s: want debug, info, warn or error", name("log-level"), quoteValue(*logLevel))
+		return nil, refuse("log-level", *logLevel, "want debug, info, warn or error")
 	}
 	return c, nil
 }
