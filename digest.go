@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"math/bits"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 )
@@ -139,7 +138,7 @@ func changedEntries(p string, before, after content) []string {
 	if len(out) == 0 {
 		return []string{p}
 	}
-	slices.Sort(out)
+	sortStrings(out)
 	return out
 }
 

@@ -274,7 +274,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (*config,
 // envName is the environment variable of a flag: MANAGER_ and the flag's
 // name in upper case, with _ for -.
 func envName(flag string) string {
-	return "MANAGER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	return "MANAGER_" + upperASCII(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // applyEnvironment gives each flag that the command line left out the value

@@ -47,11 +47,10 @@ func (l level) String() string {
 
 // parseLevel parses the level names manager documents, debug, info, warn
 // and error, in any ASCII case: unlike slog.Level.UnmarshalText, no offsets
-// ("info+2") and no dotless i ("ınfo"). Of non-ASCII letters EqualFold folds
-// only the Kelvin sign and long s onto ASCII letters, none of theirs.
+// ("info+2") and no dotless i ("ınfo").
 func parseLevel(s string) (level, bool) {
 	for i, name := range levelNames {
-		if strings.EqualFold(s, name) {
+		if upperASCII(s) == name {
 			return levelDebug + 4*level(i), true
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,8 +117,68 @@ func (osFS) readDir(path string) ([]string, error) {
 		}
 		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
 	}
-	slices.Sort(names)
+	sortStrings(names)
 	return names, nil
+}
+
+// errnoOf returns the system call error that err wraps, or 0.
+func errnoOf(err error) syscall.Errno {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if errno, ok := err.(syscall.Errno); ok {
+			return errno
+		}
+	}
+	return 0
+}
+
+// sortStrings sorts s as slices.Sort would, by heap sort: written out
+// because the generic sort's instance for strings costs the binary 10 KB.
+func sortStrings(s []string) {
+	for i := len(s)/2 - 1; i >= 0; i-- {
+		siftDown(s, i, len(s))
+	}
+	for end := len(s) - 1; end > 0; end-- {
+		s[0], s[end] = s[end], s[0]
+		siftDown(s, 0, end)
+	}
+}
+
+// siftDown moves s[root] down the heap s[:n] to where it belongs.
+func siftDown(s []string, root, n int) {
+	for {
+		child := 2*root + 1
+		if child >= n {
+			return
+		}
+		if child+1 < n && s[child] < s[child+1] {
+			child++
+		}
+		if s[root] >= s[child] {
+			return
+		}
+		s[root], s[child] = s[child], s[root]
+		root = child
+	}
+}
+
+// oPath is O_PATH, which package syscall leaves out; it has this value on
+// every architecture manager is built for. Such a descriptor opens nothing:
+// no FIFO blocks, no device runs its open.
+const oPath = 0x200000
+
+// realPath is path with every symlink followed, absolute, as the kernel
+// names the file it opens: what mountinfo's mount points are written as.
+func realPath(path string) (string, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = syscall.Open(path, oPath|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer syscall.Close(fd)
+	return os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 }
 
 // openRaw opens path for reading without blocking and without the netpoller.
@@ -227,7 +286,7 @@ func pollNow(fsys osFS, job pollJob) pollResult {
 		if own == nil || !own.fp.isDir() || own.fp.errno != 0 || dirs[i].listed != fp {
 			var names []string
 			names, err = fsys.readDir(p)
-			errors.As(err, &dir.fp.errno)
+			dir.fp.errno = errnoOf(err)
 			entries = statEntries(fsys, p, names, entries)
 			dirs[i] = dirLook{listed: fp}
 			if fp.racy || err != nil {
@@ -469,8 +528,8 @@ func (d *debouncer) observe(now time.Time, snap []stamp, changed []string) obser
 			settled = false
 		}
 	}
-	slices.Sort(o.busy)
-	slices.Sort(o.quiet)
+	sortStrings(o.busy)
+	sortStrings(o.quiet)
 	if !pending || !settled {
 		return o
 	}
@@ -519,11 +578,7 @@ func changedStamps(before, after []stamp) []string {
 // mount point: a bind mount of a single file. A ConfigMap key (a symlink
 // into its volume) or a file in a mounted directory is not one.
 func isFileMount(path string) bool {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return false
-	}
-	real, err = filepath.Abs(real)
+	real, err := realPath(path)
 	if err != nil {
 		return false
 	}

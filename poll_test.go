@@ -6,7 +6,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -418,4 +421,64 @@ func forwardLatency(t *testing.T, p *proc) time.Duration {
 	}
 	slices.Sort(lat)
 	return lat[len(lat)/2]
+}
+
+// TestSortStrings proves that directory entries and changed paths come out
+// in the order slices.Sort gives, duplicates and all.
+func TestSortStrings(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 200 {
+		s := make([]string, n)
+		for i := range s {
+			s[i] = strconv.Itoa(rng.IntN(n/2 + 1)) // small range: many duplicates
+		}
+		want := slices.Clone(s)
+		slices.Sort(want)
+		if sortStrings(s); !slices.Equal(s, want) {
+			t.Fatalf("sortStrings gave %q, want %q", s, want)
+		}
+	}
+}
+
+// TestRealPath proves that a watched path is named as mountinfo names mount
+// points: absolute, every symlink followed, including a relative one.
+func TestRealPath(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir()) // /tmp may itself be a symlink
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "real.conf"), "x")
+	os.Mkdir(filepath.Join(dir, "..data"), 0o755)
+	os.Symlink("../real.conf", filepath.Join(dir, "..data", "app.conf"))
+	os.Symlink("..data/app.conf", filepath.Join(dir, "app.conf"))
+	t.Chdir(dir)
+	want := filepath.Join(dir, "real.conf")
+	for _, path := range []string{filepath.Join(dir, "app.conf"), "app.conf", "./..data/../real.conf"} {
+		if got, err := realPath(path); got != want || err != nil {
+			t.Errorf("realPath(%q) = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	if _, err := realPath(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("realPath of a missing file: error %v, want one that is fs.ErrNotExist", err)
+	}
+}
+
+// TestErrnoOf proves that a directory that cannot be listed keeps the
+// system's reason however the error that carries it is wrapped.
+func TestErrnoOf(t *testing.T) {
+	pe := &fs.PathError{Op: "open", Path: "/x", Err: syscall.EACCES}
+	for _, tc := range []struct {
+		err  error
+		want syscall.Errno
+	}{
+		{nil, 0},
+		{errors.New("no errno"), 0},
+		{syscall.ENOENT, syscall.ENOENT},
+		{pe, syscall.EACCES},
+		{fmt.Errorf("listing: %w", pe), syscall.EACCES},
+	} {
+		if got := errnoOf(tc.err); got != tc.want {
+			t.Errorf("errnoOf(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }

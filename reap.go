@@ -237,7 +237,7 @@ func resolveCommand(name string) (string, error) {
 		if dir == "" {
 			dir = "."
 		}
-		p := filepath.Join(dir, name)
+		p := strings.TrimSuffix(dir, "/") + "/" + name
 		err := executable(p)
 		if err == nil {
 			return p, nil
@@ -283,9 +283,11 @@ func startError(path string, err error) (int, error) {
 		return exitNotFound, err
 	}
 	// The caller names the command; only the cause is kept.
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if pe, ok := e.(*fs.PathError); ok {
+			err = pe.Err
+			break
+		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() {
@@ -591,9 +593,7 @@ func parseSignal(s string) (syscall.Signal, error) {
 		}
 		return syscall.Signal(n), nil
 	}
-	// Upper case by ASCII only: Unicode case folding would read "ſighup"
-	// (long s) as SIGHUP.
-	name := strings.TrimPrefix(strings.Map(asciiUpper, s), "SIG")
+	name := strings.TrimPrefix(upperASCII(s), "SIG")
 	switch name {
 	case "IOT":
 		name = "ABRT"
@@ -608,12 +608,18 @@ func parseSignal(s string) (syscall.Signal, error) {
 	return 0, errors.New("unknown signal")
 }
 
-// asciiUpper upper-cases the ASCII letter r, and leaves anything else as it is.
-func asciiUpper(r rune) rune {
-	if 'a' <= r && r <= 'z' {
-		return r - 'a' + 'A'
+// upperASCII upper-cases the ASCII letters of s and leaves every other
+// byte as it is: Unicode's case mapping would read "ſighup" (long s) as
+// SIGHUP and "ınfo" (dotless i) as INFO. No byte of a multi-byte UTF-8
+// sequence is an ASCII letter.
+func upperASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
 	}
-	return r
+	return string(b)
 }
 
 // signalName names sig the way kill -l does, with its SIG prefix.

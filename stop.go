@@ -356,12 +356,7 @@ func readProcs() ([]procInfo, bool) {
 	if self, err := os.Readlink("/proc/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
 		return nil, false
 	}
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil, false
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
+	names, err := osFS{}.readDir("/proc")
 	if err != nil {
 		return nil, false
 	}
