@@ -169,11 +169,7 @@ const oPath = 0x200000
 // realPath is path with every symlink followed, absolute, as the kernel
 // names the file it opens: what mountinfo's mount points are written as.
 func realPath(path string) (string, error) {
-	var fd int
-	err := ignoringEINTR(func() (err error) {
-		fd, err = syscall.Open(path, oPath|syscall.O_CLOEXEC, 0)
-		return err
-	})
+	fd, err := openRaw(path, oPath) // O_PATH ignores openRaw's other flags
 	if err != nil {
 		return "", err
 	}
@@ -277,8 +273,8 @@ func pollNow(fsys osFS, job pollJob) pollResult {
 		case !fp.isDir():
 			dirs[i] = dirLook{}
 			b.add(stamp{p, fp})
-			if job.mounts && (own == nil || own.fp.isDir()) && isFileMount(p) {
-				mounts = append(mounts, p)
+			if job.mounts && (own == nil || own.fp.isDir()) {
+				mounts = append(mounts, p) // appeared as a file: a candidate
 			}
 			continue
 		}
@@ -304,7 +300,7 @@ func pollNow(fsys osFS, job pollJob) pollResult {
 		dir.fp.size = int64(restatSome(fsys, &b, entries, &dirs[i]))
 		b.insert(dir)
 	}
-	r := pollResult{snap: b.result(), dirs: dirs, mounts: mounts}
+	r := pollResult{snap: b.result(), dirs: dirs, mounts: fileMounts(mounts)}
 	if !b.same() {
 		r.changed = changedStamps(job.prev, r.snap)
 	}
@@ -574,16 +570,25 @@ func changedStamps(before, after []stamp) []string {
 	return out
 }
 
-// isFileMount reports whether path, a file, symlinks followed, is itself a
-// mount point: a bind mount of a single file. A ConfigMap key (a symlink
-// into its volume) or a file in a mounted directory is not one.
-func isFileMount(path string) bool {
-	real, err := realPath(path)
-	if err != nil {
-		return false
+// fileMounts returns those of paths, files, that are, symlinks followed,
+// themselves mount points: bind mounts of a single file. A ConfigMap key (a
+// symlink into its volume) or a file in a mounted directory is not one.
+// Mountinfo is read once, and only when there is a path to look up.
+func fileMounts(paths []string) []string {
+	if len(paths) == 0 {
+		return nil
 	}
 	points, err := mountPoints()
-	return err == nil && points[real]
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range paths {
+		if real, err := realPath(p); err == nil && points[real] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // mountPoints reads the mount points of manager's mount namespace from

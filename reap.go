@@ -198,23 +198,22 @@ func forkExec(spec procSpec) (int, error) {
 		files = append(files, uintptr(fd)) // -1 becomes a closed fd in the child
 	}
 	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	var pid int
-	start := func() (err error) {
-		pid, err = syscall.ForkExec(spec.path, spec.argv, &syscall.ProcAttr{Env: spec.env, Files: files, Sys: sys})
-		return err
+	start := func() (int, error) {
+		return syscall.ForkExec(spec.path, spec.argv, &syscall.ProcAttr{Env: spec.env, Files: files, Sys: sys})
 	}
 	if !spec.foreground {
-		err := start()
-		return pid, err
+		return start()
 	}
 	// Foreground makes the child call tcsetpgrp on Ctty, with its signals
 	// blocked, before it sets up its descriptors: Ctty is manager's
 	// descriptor (syscall.SysProcAttr), so /dev/tty opened close-on-exec
 	// serves when none of the standard streams is the terminal, and the
 	// program gets no descriptor it did not have.
-	err := onTerminal(func(fd int, _ bool) error {
+	var pid int
+	err := onTerminal(func(fd int, _ bool) (err error) {
 		sys.Foreground, sys.Ctty = true, fd
-		return start()
+		pid, err = start()
+		return err
 	})
 	return pid, err
 }

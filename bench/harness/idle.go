@@ -161,8 +161,11 @@ func (b *bench) idle() (section, error) {
 			}
 		}
 	}()
+	row := func(name string) int {
+		return slices.IndexFunc(inits, func(in initCmd) bool { return in.name == name })
+	}
 	for _, name := range sampled {
-		in := inits[slices.IndexFunc(inits, func(in initCmd) bool { return in.name == name })]
+		in := inits[row(name)]
 		var cs []*exec.Cmd
 		for range rssStarts - 1 {
 			c := in.command("/bin/sleep", "1000")
@@ -240,7 +243,7 @@ func (b *bench) idle() (section, error) {
 	fmt.Fprintf(&md, "| program | min | median | max | all, KiB |\n|---|---|---|---|---|\n")
 	median := make(map[string]int)
 	for _, name := range sampled {
-		kib := append(samples[name], first[slices.IndexFunc(inits, func(in initCmd) bool { return in.name == name })].rssKiB)
+		kib := append(samples[name], first[row(name)].rssKiB)
 		slices.Sort(kib)
 		median[name] = kib[len(kib)/2]
 		all := make([]string, len(kib))
